@@ -1,0 +1,179 @@
+//! Runs admin commands against the directory and store. The daemon runs them for
+//! the management socket; the CLI runs them itself when no daemon is up.
+
+use std::fmt::Write;
+
+use directory::{Autoresponder, Date, Directory, DomainMode, format_size, parse_size};
+use store::Store;
+
+use crate::cli::{
+    AccountCmd, Admin, AliasCmd, AutoresponderCmd, BlocklistCmd, DomainCmd, ForwardCmd, Mode, PasswordArg,
+};
+
+#[derive(Clone)]
+pub struct AdminContext {
+    pub store: Store,
+    pub directory: Directory,
+}
+
+fn password(p: PasswordArg) -> Result<String, String> {
+    p.password.ok_or_else(|| "no password given: use --password PW or --password-stdin".into())
+}
+
+fn date(s: Option<String>) -> Result<Option<Date>, String> {
+    s.map(|s| s.parse::<Date>().map_err(|e| e.to_string())).transpose()
+}
+
+/// Runs one command; the text is what the CLI prints on success.
+pub async fn execute(ctx: &AdminContext, cmd: Admin) -> Result<String, String> {
+    run(ctx, cmd).await.map_err(|e| e.to_string())
+}
+
+async fn run(ctx: &AdminContext, cmd: Admin) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let d = &ctx.directory;
+    let mut out = String::new();
+    match cmd {
+        Admin::Domain(DomainCmd::Add { domain, mode, relay_host }) => {
+            let mode = match mode {
+                Mode::Authoritative => DomainMode::Authoritative,
+                Mode::Relay => DomainMode::Relay,
+            };
+            let added = d.add_domain(&domain, mode, relay_host.as_deref()).await?;
+            write!(out, "added domain {} ({})", added.name, added.mode)?;
+        }
+        Admin::Domain(DomainCmd::List) => {
+            for dom in d.list_domains().await? {
+                writeln!(out, "{}\t{}\t{}", dom.name, dom.mode, dom.relay_host.unwrap_or_default())?;
+            }
+        }
+        Admin::Domain(DomainCmd::Remove { domain }) => {
+            d.remove_domain(&domain).await?;
+            write!(out, "removed domain {domain}")?;
+        }
+        Admin::Account(AccountCmd::Add { address, password: pw, quota, name }) => {
+            let quota = quota.as_deref().map(parse_size).transpose()?;
+            let account = d.add_account(&address, &password(pw)?, quota, name).await?;
+            // The contract: the short login id is the last word of the output.
+            write!(
+                out,
+                "created account {} (quota {}), short login id {}",
+                account.address,
+                format_size(account.quota),
+                account.short_login
+            )?;
+        }
+        Admin::Account(AccountCmd::Passwd { address, password: pw }) => {
+            d.set_password(&address, &password(pw)?).await?;
+            write!(out, "password of {address} changed")?;
+        }
+        Admin::Account(AccountCmd::List { domain }) => {
+            for a in d.list_accounts(domain.as_deref()).await? {
+                let used = ctx.store.quota_used(a.id).await.unwrap_or(0);
+                writeln!(
+                    out,
+                    "{}\t{}\t{} of {}{}",
+                    a.address,
+                    a.short_login,
+                    format_size(used),
+                    format_size(a.quota),
+                    if a.disabled { "\tdisabled" } else { "" }
+                )?;
+            }
+        }
+        Admin::Account(AccountCmd::Show { address }) => {
+            let s = d.show_account(&address).await?;
+            let a = &s.account;
+            writeln!(out, "address:      {}", a.address)?;
+            writeln!(out, "login id:     {}", a.short_login)?;
+            writeln!(out, "name:         {}", a.display_name.as_deref().unwrap_or(""))?;
+            writeln!(out, "quota:        {} of {} used", format_size(s.quota_used), format_size(a.quota))?;
+            writeln!(out, "disabled:     {}", a.disabled)?;
+            writeln!(out, "aliases:      {}", s.aliases.join(", "))?;
+            if let Some(f) = &s.forwarding {
+                writeln!(out, "forwards to:  {} (keep copy: {})", f.destinations.join(", "), f.keep_copy)?;
+            }
+            for m in ctx.store.mailboxes(a.id).await? {
+                writeln!(out, "folder:       {} ({} messages, {})", m.info.name, m.info.messages, format_size(m.info.size))?;
+            }
+        }
+        Admin::Account(AccountCmd::Remove { address }) => {
+            d.remove_account(&address).await?;
+            write!(out, "removed account {address} and all its mail")?;
+        }
+        Admin::Alias(AliasCmd::Add { alias, account }) => {
+            d.add_alias(&alias, &account).await?;
+            write!(out, "{alias} now delivers to {account}")?;
+        }
+        Admin::Alias(AliasCmd::Remove { alias }) => {
+            d.remove_alias(&alias).await?;
+            write!(out, "removed alias {alias}")?;
+        }
+        Admin::Alias(AliasCmd::List) => {
+            for a in d.list_aliases().await? {
+                writeln!(out, "{}\t{}", a.alias, a.account)?;
+            }
+        }
+        Admin::Forward(ForwardCmd::Add { address, destination, keep_copy }) => {
+            d.add_forwarder(&address, &destination, keep_copy).await?;
+            write!(out, "{address} forwards to {destination}{}", if keep_copy { " (keeping a copy)" } else { "" })?;
+        }
+        Admin::Forward(ForwardCmd::Remove { address, destination }) => {
+            d.remove_forwarder(&address, &destination).await?;
+            write!(out, "{address} no longer forwards to {destination}")?;
+        }
+        Admin::Forward(ForwardCmd::List) => {
+            for f in d.list_forwarders().await? {
+                let keep = if f.forwarding.keep_copy { "\tkeep-copy" } else { "" };
+                writeln!(out, "{}\t{}{keep}", f.address, f.forwarding.destinations.join(","))?;
+            }
+        }
+        Admin::Autoresponder(AutoresponderCmd::Set { address, body, subject_prefix, start, end, .. }) => {
+            let mut ar = Autoresponder { active: true, body, start: date(start)?, end: date(end)?, ..Default::default() };
+            if let Some(p) = subject_prefix {
+                ar.subject_prefix = p;
+            }
+            d.set_autoresponder(&address, ar).await?;
+            write!(out, "autoresponder of {address} is on")?;
+        }
+        Admin::Autoresponder(AutoresponderCmd::Off { address }) => {
+            d.autoresponder_off(&address).await?;
+            write!(out, "autoresponder of {address} is off")?;
+        }
+        Admin::Autoresponder(AutoresponderCmd::Show { address }) => match d.autoresponder(&address).await? {
+            None => write!(out, "{address} has no autoresponder")?,
+            Some(ar) => {
+                writeln!(out, "active:         {}", ar.active)?;
+                writeln!(out, "subject prefix: {:?}", ar.subject_prefix)?;
+                writeln!(out, "start:          {}", ar.start.map(|d| d.to_string()).unwrap_or_default())?;
+                writeln!(out, "end:            {}", ar.end.map(|d| d.to_string()).unwrap_or_default())?;
+                writeln!(out, "body:\n{}", ar.body)?;
+            }
+        },
+        Admin::Blocklist(BlocklistCmd::Add { address, sender }) => {
+            d.block_sender(&address, &sender).await?;
+            write!(out, "{address} now refuses mail from {sender}")?;
+        }
+        Admin::Blocklist(BlocklistCmd::Remove { address, sender }) => {
+            d.unblock_sender(&address, &sender).await?;
+            write!(out, "{address} accepts mail from {sender} again")?;
+        }
+        Admin::Blocklist(BlocklistCmd::List { address }) => {
+            for s in d.blocked_senders(&address).await? {
+                writeln!(out, "{s}")?;
+            }
+        }
+        Admin::Verify => {
+            let r = ctx.store.verify().await?;
+            write!(
+                out,
+                "{} accounts, {} folders, {} messages, {} stored message bodies",
+                r.accounts, r.mailboxes, r.messages, r.blobs
+            )?;
+            if !r.problems.is_empty() {
+                return Err(format!("{out}\n{} problems:\n{}", r.problems.len(), r.problems.join("\n")).into());
+            }
+            write!(out, "; no problems")?;
+        }
+    }
+    Ok(out.trim_end().to_string())
+}

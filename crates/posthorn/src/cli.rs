@@ -1,0 +1,191 @@
+//! Command line (interface contract in DESIGN.md). Admin commands are plain data:
+//! the CLI sends them to a running daemon over its management socket, or runs them
+//! itself against the database when no daemon runs. One code path either way.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Parser)]
+#[command(name = "posthorn", version, about = "A complete mail server: SMTP, IMAP, POP3 on one RocksDB store")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "/etc/posthorn/posthorn.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve,
+    #[command(flatten)]
+    Admin(Admin),
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum Admin {
+    /// Mail domains served here.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Mailboxes (accounts) users log in to.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Extra addresses delivering into an account.
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// Addresses forwarding to other addresses.
+    #[command(subcommand)]
+    Forward(ForwardCmd),
+    /// Out-of-office replies.
+    #[command(subcommand)]
+    Autoresponder(AutoresponderCmd),
+    /// Senders an account refuses.
+    #[command(subcommand)]
+    Blocklist(BlocklistCmd),
+    /// Check the store's invariants (quota counters, reference counts, UIDs).
+    Verify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum Mode {
+    /// Unknown recipients are rejected.
+    Authoritative,
+    /// Unknown recipients are passed to --relay-host.
+    Relay,
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum DomainCmd {
+    Add {
+        domain: String,
+        #[arg(long, value_enum, default_value = "authoritative")]
+        mode: Mode,
+        #[arg(long, value_name = "HOST:PORT")]
+        relay_host: Option<String>,
+    },
+    List,
+    Remove {
+        domain: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum AccountCmd {
+    Add {
+        address: String,
+        #[command(flatten)]
+        password: PasswordArg,
+        /// e.g. 500MB, 2GB, 1GiB.
+        #[arg(long)]
+        quota: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    Passwd {
+        address: String,
+        #[command(flatten)]
+        password: PasswordArg,
+    },
+    List {
+        domain: Option<String>,
+    },
+    Show {
+        address: String,
+    },
+    Remove {
+        address: String,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+#[group(required = true, multiple = false)]
+pub struct PasswordArg {
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    #[serde(skip)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum AliasCmd {
+    Add { alias: String, account: String },
+    Remove { alias: String },
+    List,
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum ForwardCmd {
+    Add {
+        address: String,
+        destination: String,
+        /// Also keep a copy in the account's INBOX (the address must be an account).
+        #[arg(long)]
+        keep_copy: bool,
+    },
+    Remove {
+        address: String,
+        destination: String,
+    },
+    List,
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum AutoresponderCmd {
+    Set {
+        address: String,
+        /// File with the reply text. The CLI reads it; the daemon gets the text.
+        #[arg(long, value_name = "F")]
+        body_file: PathBuf,
+        #[arg(skip)]
+        body: String,
+        #[arg(long, value_name = "P")]
+        subject_prefix: Option<String>,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        start: Option<String>,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        end: Option<String>,
+    },
+    Off {
+        address: String,
+    },
+    Show {
+        address: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum BlocklistCmd {
+    Add { address: String, sender: String },
+    Remove { address: String, sender: String },
+    List { address: String },
+}
+
+impl Admin {
+    /// Reads what only the CLI's side can read (stdin, local files) into the
+    /// command, so the daemon receives plain data.
+    pub fn prepare(&mut self) -> Result<(), String> {
+        match self {
+            Admin::Account(AccountCmd::Add { password, .. } | AccountCmd::Passwd { password, .. }) => {
+                if password.password_stdin {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map_err(|e| format!("cannot read password from stdin: {e}"))?;
+                    password.password = Some(line.trim_end_matches(['\r', '\n']).to_string());
+                    password.password_stdin = false;
+                }
+            }
+            Admin::Autoresponder(AutoresponderCmd::Set { body_file, body, .. }) => {
+                *body = std::fs::read_to_string(&*body_file)
+                    .map_err(|e| format!("cannot read --body-file {}: {e}", body_file.display()))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! The TOML configuration (interface contract in DESIGN.md). Unknown keys and bad
+//! values are startup errors that name the file and the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    #[serde(default)]
+    pub listeners: Listeners,
+    pub tls: Tls,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub dns: Dns,
+    #[serde(default)]
+    pub directory: directory::Policy,
+    #[serde(default)]
+    pub auth: directory::AuthPolicy,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Greeting and Received headers.
+    pub hostname: String,
+    pub data_dir: PathBuf,
+}
+
+/// `addr:port` per protocol; a missing key turns that listener off.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    pub smtp: Option<SocketAddr>,
+    pub submission: Option<SocketAddr>,
+    pub submissions: Option<SocketAddr>,
+    pub imap: Option<SocketAddr>,
+    pub imaps: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+    pub pop3s: Option<SocketAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Generate a self-signed pair for `server.hostname` when both files are
+    /// missing (the local quickstart); never for production.
+    #[serde(default)]
+    pub self_signed: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_message_size: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 52_428_800,
+            max_connections: 5000,
+            max_connections_per_ip: 50,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// Resolvers for SPF and MX lookups; empty means the system resolver.
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// A tracing filter such as `info` or `posthorn=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { level: "info".into() }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.server.hostname.trim().is_empty() || self.server.hostname.contains(char::is_whitespace) {
+            return Err("key server.hostname: must be a host name such as mail.example.org".into());
+        }
+        if self.limits.max_message_size < 1024 {
+            return Err("key limits.max_message_size: must be at least 1024 bytes".into());
+        }
+        if self.limits.max_connections_per_ip == 0 || self.limits.max_connections == 0 {
+            return Err("keys limits.max_connections*: must be at least 1".into());
+        }
+        self.directory.validate().map_err(|e| format!("section [directory]: {e}"))?;
+        Ok(())
+    }
+
+    /// The management socket the CLI uses to reach a running daemon.
+    pub fn socket_path(&self) -> PathBuf {
+        self.server.data_dir.join("posthorn.sock")
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.server.data_dir.join("db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[server]
+hostname = "mail.example.org"
+data_dir = "/tmp/x"
+[tls]
+cert = "c.pem"
+key = "k.pem"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(MINIMAL).expect("parses");
+        assert_eq!(c.limits.max_message_size, 52_428_800);
+        assert!(c.listeners.smtp.is_none());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse(&format!("{MINIMAL}\n[limits]\nmax_mesage_size = 5\n")).unwrap_err();
+        assert!(err.contains("max_mesage_size"), "{err}");
+    }
+
+    #[test]
+    fn bad_listener_value_is_named() {
+        let err = Config::parse(&format!("{MINIMAL}\n[listeners]\nsmtp = \"nonsense\"\n")).unwrap_err();
+        assert!(err.contains("smtp"), "{err}");
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        for file in ["posthorn.toml", "local.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config").join(file);
+            Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The RocksDB message store: accounts' folders, messages with UIDs, flags and
+//! modseq, chunked reference-counted message bytes, exact quota counters and a change
+//! feed. All writes go through one writer thread with group commit (see `writer`);
+//! reads run on tokio's blocking pool, never on the reactor.
+
+mod blob;
+mod feed;
+mod keys;
+mod mailbox;
+mod message;
+mod records;
+mod verify;
+mod writer;
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options};
+use tokio::sync::broadcast;
+
+pub use blob::{BlobReader, BlobWriter, CHUNK_SIZE, StagedBlob};
+pub use feed::{Change, ChangeKind};
+pub use mailbox::{INBOX, Mailbox};
+pub use message::{Appended, CopyResult, ExpungeSet, FlagUpdate, MailboxRef, Target};
+pub use records::{AccountRecord, Flags, FlagOp, MailboxRecord, MessageRecord, SpecialUse};
+pub use summary::{Limits as SummaryLimits, Summary};
+pub use verify::VerifyReport;
+
+use records::{BlobRecord, decode, encode};
+use writer::{Job, handle, job, scan_prefix};
+
+pub type AccountId = u64;
+pub type MailboxId = u32;
+pub type BlobId = u64;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("database is locked by another process: {0} (is `posthorn serve` running? admin commands reach it through its management socket)")]
+    Locked(String),
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+    #[error("I/O error: {0}")]
+    Io(String),
+    #[error("store was written by a newer posthorn (schema {found}, this build knows {known})")]
+    SchemaTooNew { found: u32, known: u32 },
+    #[error("no such account: {0}")]
+    NoSuchAccount(AccountId),
+    #[error("no such folder: {0}")]
+    NoSuchMailbox(String),
+    #[error("folder already exists: {0}")]
+    MailboxExists(String),
+    #[error("folder has subfolders, delete them first: {0}")]
+    HasChildren(String),
+    #[error("invalid folder name: {0}")]
+    InvalidName(String),
+    #[error("INBOX cannot be deleted")]
+    CannotDeleteInbox,
+    #[error("quota exceeded")]
+    OverQuota,
+    #[error("modified since UNCHANGEDSINCE")]
+    Modified,
+    #[error("commit aborted after an error in the same batch")]
+    Aborted,
+    #[error("store is shut down")]
+    Closed,
+}
+
+impl From<rocksdb::Error> for StoreError {
+    fn from(e: rocksdb::Error) -> Self {
+        StoreError::Db(e.into_string())
+    }
+}
+
+/// One write of the directory's key space; the `directory` crate owns its layout.
+#[derive(Clone, Debug)]
+pub enum DirOp {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Limits for the MIME summary parsed at delivery.
+    pub summary_limits: summary::Limits,
+    /// Memtable size of the blob column family; bounds the memory that message
+    /// bytes occupy before they are flushed to SST files.
+    pub blob_write_buffer: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            summary_limits: summary::Limits::default(),
+            blob_write_buffer: 16 << 20,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<DB>,
+    /// `None` only while dropping.
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    feed: Arc<feed::Feed>,
+    next_blob: AtomicU64,
+    opts: StoreOptions,
+}
+
+impl Store {
+    /// Opens (or creates) the store, migrates its schema, removes the chunks of
+    /// deliveries that never committed, and starts the writer thread.
+    pub fn open(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_keep_log_file_num(5);
+        db_opts.increase_parallelism(2);
+        let cfs = keys::ALL_CFS.iter().map(|name| {
+            let mut o = Options::default();
+            if *name == keys::CF_BLOB {
+                o.set_write_buffer_size(opts.blob_write_buffer);
+                o.set_max_write_buffer_number(3);
+            } else {
+                o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            }
+            ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
+            let msg = e.into_string();
+            if msg.contains("lock") {
+                StoreError::Locked(format!("{}: {msg}", path.display()))
+            } else {
+                StoreError::Db(msg)
+            }
+        })?;
+        migrate(&db)?;
+        let removed = writer::remove_pending_blobs(&db)?;
+        if removed > 0 {
+            tracing::info!(removed, "removed chunks of deliveries that never committed");
+        }
+        let next_blob = last_blob_id(&db)? + 1;
+        let db = Arc::new(db);
+        let feed = Arc::new(feed::Feed::default());
+        let (jobs, writer) = writer::spawn(db.clone(), feed.clone()).map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                jobs: Some(jobs),
+                writer: Some(writer),
+                feed,
+                next_blob: AtomicU64::new(next_blob),
+                opts,
+            }),
+        })
+    }
+
+    /// Subscribes to the change feed of one account.
+    pub fn subscribe(&self, account: AccountId) -> broadcast::Receiver<Arc<Change>> {
+        self.inner.feed.subscribe(account)
+    }
+
+    /// Flushes memtables to SST files (used at shutdown; every write is already
+    /// durable through the synced WAL).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.read(|db| {
+            for cf in keys::ALL_CFS {
+                db.flush_cf(handle(db, cf)?)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn submit<T, F>(&self, needs_clean: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut writer::Txn<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, reply) = job(needs_clean, f);
+        let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
+        jobs.send(job).map_err(|_| StoreError::Closed)?;
+        reply.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&DB) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
+    // ---- directory key space -------------------------------------------------
+
+    pub async fn dir_get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |db| Ok(db.get_cf(handle(db, keys::CF_DIR)?, key)?)).await
+    }
+
+    /// Every directory record whose key starts with `prefix`, sorted by key.
+    pub async fn dir_scan(&self, prefix: Vec<u8>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.read(move |db| scan_prefix(db, keys::CF_DIR, &prefix)).await
+    }
+
+    /// Applies directory writes atomically and durably.
+    pub async fn dir_write(&self, ops: Vec<DirOp>) -> Result<(), StoreError> {
+        self.submit(false, move |txn| apply_dir_ops(txn, ops)).await
+    }
+
+    /// Allocates an account id, then writes `ops(id)`, the account's counters and its
+    /// default folders in one atomic, synced batch.
+    pub async fn create_account<F>(&self, ops: F) -> Result<AccountId, StoreError>
+    where
+        F: FnOnce(AccountId) -> Vec<DirOp> + Send + 'static,
+    {
+        self.submit(false, move |txn| {
+            let id = match txn.get(keys::CF_META, keys::META_NEXT_ACCOUNT)? {
+                Some(v) => keys::be_u64(&v).ok_or_else(|| StoreError::Corrupt("next_account_id".into()))?,
+                None => 1,
+            };
+            mailbox::create_defaults(txn, id)?;
+            txn.put(keys::CF_META, keys::META_NEXT_ACCOUNT, (id + 1).to_be_bytes().to_vec())?;
+            apply_dir_ops(txn, ops(id))?;
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Deletes every folder and message of the account (dropping blob references)
+    /// and applies `ops`, atomically.
+    pub async fn remove_account(&self, id: AccountId, ops: Vec<DirOp>) -> Result<(), StoreError> {
+        self.submit(true, move |txn| {
+            message::remove_account_data(txn, id)?;
+            apply_dir_ops(txn, ops)
+        })
+        .await
+    }
+
+    pub async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {
+        self.read(move |db| {
+            db.get_cf(handle(db, keys::CF_ACCOUNT)?, keys::account(id))?
+                .map(|v| decode("account", &v))
+                .transpose()
+        })
+        .await
+    }
+
+    /// Bytes of all messages in all folders of the account.
+    pub async fn quota_used(&self, id: AccountId) -> Result<u64, StoreError> {
+        Ok(self
+            .account(id)
+            .await?
+            .ok_or(StoreError::NoSuchAccount(id))?
+            .quota_used)
+    }
+
+    // ---- messages --------------------------------------------------------------
+
+    /// Starts receiving a message; see [`BlobWriter`].
+    pub fn blob_writer(&self) -> BlobWriter {
+        let id = self.inner.next_blob.fetch_add(1, Ordering::Relaxed);
+        BlobWriter::new(self.inner.db.clone(), id, self.inner.opts.summary_limits)
+    }
+
+    /// Message records with UIDs in `uids`, in UID order.
+    pub async fn list(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: RangeInclusive<u32>,
+    ) -> Result<Vec<(u32, MessageRecord)>, StoreError> {
+        self.read(move |db| {
+            let from = keys::message(account, mailbox, *uids.start());
+            let prefix = keys::message_prefix(account, mailbox);
+            let mut out = Vec::new();
+            let iter = db.iterator_cf(
+                handle(db, keys::CF_MESSAGE)?,
+                IteratorMode::From(&from, rocksdb::Direction::Forward),
+            );
+            for item in iter {
+                let (k, v) = item?;
+                let Some(uid) = keys::uid_of_message_key(&k) else { break };
+                if !k.starts_with(&prefix) || uid > *uids.end() {
+                    break;
+                }
+                out.push((uid, decode("message", &v)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn message(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uid: u32,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.read(move |db| {
+            db.get_cf(handle(db, keys::CF_MESSAGE)?, keys::message(account, mailbox, uid))?
+                .map(|v| decode("message", &v))
+                .transpose()
+        })
+        .await
+    }
+
+    /// The MIME summary parsed at delivery.
+    pub async fn summary(&self, blob: BlobId) -> Result<Summary, StoreError> {
+        self.read(move |db| {
+            let v = db
+                .get_cf(handle(db, keys::CF_BLOBMETA)?, message::summary_key(blob))?
+                .ok_or_else(|| StoreError::Corrupt(format!("summary of blob {blob} missing")))?;
+            decode("summary", &v)
+        })
+        .await
+    }
+
+    pub async fn open_blob(&self, blob: BlobId) -> Result<BlobReader, StoreError> {
+        let rec: BlobRecord = self
+            .read(move |db| {
+                let v = db
+                    .get_cf(handle(db, keys::CF_BLOBMETA)?, keys::blob(blob))?
+                    .ok_or_else(|| StoreError::Corrupt(format!("blob {blob} missing")))?;
+                decode("blob", &v)
+            })
+            .await?;
+        Ok(BlobReader::new(self.inner.db.clone(), blob, rec.size, rec.chunks))
+    }
+
+    /// UIDs expunged from the mailbox with a modseq above `modseq` (QRESYNC VANISHED).
+    pub async fn expunged_since(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        modseq: u64,
+    ) -> Result<Vec<u32>, StoreError> {
+        self.read(move |db| {
+            let prefix = keys::message_prefix(account, mailbox);
+            let from = keys::change(account, mailbox, modseq.saturating_add(1), 0);
+            let mut out = Vec::new();
+            let iter = db.iterator_cf(
+                handle(db, keys::CF_CHANGES)?,
+                IteratorMode::From(&from, rocksdb::Direction::Forward),
+            );
+            for item in iter {
+                let (k, _) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                if let Some(uid) = k.get(20..).and_then(keys::be_u32) {
+                    out.push(uid);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Recomputes quota counters, folder counters and blob reference counts and
+    /// reports every mismatch (`posthorn verify`).
+    pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.read(verify::verify).await
+    }
+}
+
+impl Drop for Inner {
+    /// Lets the writer finish queued jobs, so the database is closed (and its lock
+    /// released) when the last handle goes.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn apply_dir_ops(txn: &mut writer::Txn<'_>, ops: Vec<DirOp>) -> Result<(), StoreError> {
+    for op in ops {
+        match op {
+            DirOp::Put(k, v) => txn.put(keys::CF_DIR, &k, v)?,
+            DirOp::Delete(k) => txn.delete(keys::CF_DIR, &k)?,
+        }
+    }
+    Ok(())
+}
+
+/// Writes the schema version into a new store; refuses a store from the future.
+/// Later layout changes add forward-only steps here.
+fn migrate(db: &DB) -> Result<(), StoreError> {
+    let meta = handle(db, keys::CF_META)?;
+    match db.get_cf(meta, keys::META_SCHEMA)? {
+        None => {
+            let mut o = rocksdb::WriteOptions::default();
+            o.set_sync(true);
+            db.put_cf_opt(meta, keys::META_SCHEMA, keys::SCHEMA_VERSION.to_be_bytes(), &o)?;
+            Ok(())
+        }
+        Some(v) => {
+            let found = keys::be_u32(&v).ok_or_else(|| StoreError::Corrupt("schema_version".into()))?;
+            if found > keys::SCHEMA_VERSION {
+                return Err(StoreError::SchemaTooNew { found, known: keys::SCHEMA_VERSION });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The highest blob id in use, so new ids never reuse a live one.
+fn last_blob_id(db: &DB) -> Result<BlobId, StoreError> {
+    let mut last = 0;
+    for cf in [keys::CF_BLOB, keys::CF_BLOBMETA] {
+        if let Some(item) = db.iterator_cf(handle(db, cf)?, IteratorMode::End).next() {
+            let (k, _) = item?;
+            last = last.max(keys::be_u64(&k).unwrap_or(0));
+        }
+    }
+    Ok(last)
+}

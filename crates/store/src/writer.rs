@@ -1,0 +1,223 @@
+//! The single writer thread. Every mutation is a job run against a [`Txn`]; the
+//! thread packs all jobs that queued up during the previous commit into one
+//! `WriteBatch` written with `sync = true`, so concurrent writers share one fsync
+//! (group commit) and read-modify-write sequences (UIDNEXT, quota, reference counts)
+//! never race. Nothing is acknowledged before its batch is in the synced WAL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
+use tokio::sync::oneshot;
+
+use crate::feed::{Change, Feed};
+use crate::keys;
+use crate::StoreError;
+
+/// Upper bound on jobs per batch, so one commit never grows without limit.
+const MAX_GROUP: usize = 512;
+
+pub(crate) type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+pub(crate) struct Job {
+    /// Jobs that scan key ranges need every earlier job committed first, because
+    /// scans read the database directly rather than through the overlay.
+    pub needs_clean: bool,
+    /// Returns the completion and whether the job succeeded.
+    pub run: Box<dyn FnOnce(&mut Txn<'_>) -> (Completion, bool) + Send>,
+}
+
+/// A group of staged writes with read-your-writes for point lookups.
+pub(crate) struct Txn<'a> {
+    pub db: &'a DB,
+    batch: WriteBatch,
+    overlay: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+    changes: Vec<Change>,
+}
+
+impl<'a> Txn<'a> {
+    fn new(db: &'a DB) -> Self {
+        Txn {
+            db,
+            batch: WriteBatch::default(),
+            overlay: HashMap::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    pub fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.overlay.get(&(cf, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        Ok(self.db.get_cf(handle(self.db, cf)?, key)?)
+    }
+
+    pub fn put(&mut self, cf: &'static str, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        self.batch.put_cf(handle(self.db, cf)?, key, &value);
+        self.overlay.insert((cf, key.to_vec()), Some(value));
+        Ok(())
+    }
+
+    pub fn delete(&mut self, cf: &'static str, key: &[u8]) -> Result<(), StoreError> {
+        self.batch.delete_cf(handle(self.db, cf)?, key);
+        self.overlay.insert((cf, key.to_vec()), None);
+        Ok(())
+    }
+
+    /// Deletes `[from, to)`; only for keys no point lookup in this group reads back
+    /// (blob chunks).
+    pub fn delete_range(&mut self, cf: &'static str, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
+        self.batch.delete_range_cf(handle(self.db, cf)?, from, to);
+        Ok(())
+    }
+
+    /// All committed keys with `prefix`. Only valid in `needs_clean` jobs, before
+    /// their own writes touch the range.
+    pub fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        scan_prefix(self.db, cf, prefix)
+    }
+
+    pub fn publish(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+}
+
+pub(crate) fn handle<'d>(db: &'d DB, cf: &str) -> Result<&'d rocksdb::ColumnFamily, StoreError> {
+    db.cf_handle(cf)
+        .ok_or_else(|| StoreError::Corrupt(format!("column family {cf} missing")))
+}
+
+pub(crate) fn scan_prefix(
+    db: &DB,
+    cf: &str,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    let mut out = Vec::new();
+    for item in db.iterator_cf(handle(db, cf)?, IteratorMode::From(prefix, rocksdb::Direction::Forward)) {
+        let (k, v) = item?;
+        if !k.starts_with(prefix) {
+            break;
+        }
+        out.push((k.into_vec(), v.into_vec()));
+    }
+    Ok(out)
+}
+
+pub(crate) fn spawn(
+    db: Arc<DB>,
+    feed: Arc<Feed>,
+) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let handle = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(&db, &feed, rx))?;
+    Ok((tx, handle))
+}
+
+fn run(db: &DB, feed: &Feed, rx: mpsc::Receiver<Job>) {
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    // A job taken from the queue that must wait for the current group to commit.
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return, // every Store handle dropped
+            },
+        };
+        let mut txn = Txn::new(db);
+        let mut done = Vec::new();
+        // A job that failed after staging writes (an I/O error mid-way) would leave
+        // half an operation in the batch: then nothing of this group is written.
+        let mut poisoned = false;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            let needs_clean = job.needs_clean;
+            let staged_before = txn.batch.len();
+            let (complete, ok) = (job.run)(&mut txn);
+            poisoned |= !ok && txn.batch.len() != staged_before;
+            done.push(complete);
+            if needs_clean || done.len() >= MAX_GROUP {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(job) if job.needs_clean && !txn.is_empty() => carried = Some(job),
+                Ok(job) => next = Some(job),
+                Err(_) => {}
+            }
+        }
+        let Txn { batch, changes, .. } = txn;
+        let result = if poisoned {
+            Err(StoreError::Aborted)
+        } else if batch.is_empty() {
+            Ok(())
+        } else {
+            db.write_opt(batch, &sync).map_err(StoreError::from)
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, jobs = done.len(), "store commit failed");
+        }
+        let ok = result.is_ok();
+        for complete in done {
+            complete(result.clone());
+        }
+        if ok {
+            for change in changes {
+                feed.publish(change);
+            }
+        }
+    }
+}
+
+/// Runs once at open, before the writer starts: removes blobs whose delivery never
+/// committed (the process died between writing chunks and the commit).
+pub(crate) fn remove_pending_blobs(db: &DB) -> Result<usize, StoreError> {
+    let pending = scan_prefix(db, keys::CF_META, keys::META_PENDING_BLOB)?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut batch = WriteBatch::default();
+    for (k, _) in &pending {
+        let Some(id) = k.get(keys::META_PENDING_BLOB.len()..).and_then(keys::be_u64) else {
+            continue;
+        };
+        batch.delete_range_cf(
+            handle(db, keys::CF_BLOB)?,
+            keys::blob_chunk(id, 0),
+            keys::blob_chunk(id + 1, 0),
+        );
+        batch.delete_cf(handle(db, keys::CF_META)?, k);
+    }
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    db.write_opt(batch, &sync)?;
+    Ok(pending.len())
+}
+
+/// Wraps a job closure and its reply channel into a [`Job`].
+pub(crate) fn job<T, F>(needs_clean: bool, f: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Txn<'_>) -> Result<T, StoreError> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job = Job {
+        needs_clean,
+        run: Box::new(move |txn| {
+            let staged = f(txn);
+            let ok = staged.is_ok();
+            let complete: Completion = Box::new(move |commit: Result<(), StoreError>| {
+                let _ = tx.send(commit.and(staged));
+            });
+            (complete, ok)
+        }),
+    };
+    (job, rx)
+}

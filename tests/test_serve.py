@@ -1,0 +1,78 @@
+"""`posthorn serve`: startup errors, listeners with TLS, graceful shutdown."""
+
+import socket
+import ssl
+import subprocess
+
+from conftest import BIN, free_port
+
+
+def serve_fails(server, needle, timeout=30):
+    r = subprocess.run([BIN, "serve", "--config", str(server.config)], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode != 0
+    assert needle in r.stderr, r.stderr
+    return r.stderr
+
+
+def test_unknown_config_key_names_file_and_key(server):
+    server.write_config('\n[limits]\nmax_mesage_size = 10\n')
+    err = serve_fails(server, "max_mesage_size")
+    assert str(server.config) in err
+
+
+def test_bad_value_names_key(server):
+    server.write_config('\n[limits]\nmax_message_size = "big"\n')
+    serve_fails(server, "max_message_size")
+
+
+def test_missing_certificate_names_file(server):
+    server.write_config()
+    text = server.config.read_text().replace("self_signed = true", "self_signed = false")
+    server.config.write_text(text)
+    serve_fails(server, str(server.cert))
+
+
+def test_port_in_use_names_listener(server):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        server.ports["imap"] = s.getsockname()[1]
+        server.write_config()
+        err = serve_fails(server, "imap")
+        assert "in use" in err
+
+
+def test_listeners_answer_plain_and_tls_then_shutdown_is_graceful(server):
+    server.start()
+    # Self-signed certificate generated on first start, key private.
+    assert server.cert.exists() and (server.key.stat().st_mode & 0o077) == 0
+    with socket.create_connection(("127.0.0.1", server.ports["smtp"]), timeout=5) as s:
+        greeting = s.recv(1024)
+        assert greeting.startswith(b"421 4.3.2 mail.test"), greeting
+    ctx = ssl.create_default_context(cafile=str(server.cert))
+    ctx.check_hostname = False  # the certificate names mail.test; we dial 127.0.0.1
+    for name, expect in [("imaps", b"* BYE"), ("pop3s", b"-ERR"), ("submissions", b"421")]:
+        with socket.create_connection(("127.0.0.1", server.ports[name]), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as tls:
+                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+                assert tls.recv(1024).startswith(expect), name
+    assert server.stop() == 0
+    assert not (server.dir / "data" / "posthorn.sock").exists()
+    log = server.log.read_text()
+    assert "shutting down" in log and "stopped" in log
+    # Nothing listens any more.
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", server.ports["smtp"])) != 0
+
+
+def test_second_daemon_on_same_data_dir_is_refused(server):
+    server.start()
+    other_ports = {k: free_port() for k in server.ports}
+    saved = server.ports
+    server.ports = other_ports
+    server.write_config()
+    err = serve_fails(server, "posthorn")
+    assert "in use" in err or "lock" in err.lower(), err
+    server.ports = saved
+    server.write_config()
+    assert server.stop() == 0
