@@ -1,0 +1,194 @@
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::{Stream, TlsHandle};
+
+/// Read buffer per connection; lines are collected separately, bounded by
+/// the caller's `max`.
+const BUF_SIZE: usize = 8 * 1024;
+
+/// Result of [`LineReader::read_line`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A line without its ending; `crlf` is false for a bare LF.
+    Complete { data: Vec<u8>, crlf: bool },
+    /// The line exceeded `max`; it has been read up to its end and discarded.
+    TooLong,
+    /// The peer closed the connection. An unterminated final line is
+    /// dropped, since it may be a truncated command.
+    Eof,
+}
+
+/// Buffered, 8-bit clean reader for line-based protocols, with write access
+/// to the same stream. Every read and write waits at most the idle timeout
+/// and then fails with `io::ErrorKind::TimedOut`.
+pub struct LineReader<S> {
+    inner: S,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    idle_timeout: Duration,
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "idle timeout")
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> LineReader<S> {
+    pub fn new(inner: S, idle_timeout: Duration) -> Self {
+        LineReader {
+            inner,
+            buf: vec![0; BUF_SIZE].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            idle_timeout,
+        }
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Changes the timeout for subsequent reads and writes (e.g. longer
+    /// after authentication or during IMAP IDLE).
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Direct access to the stream. Bypasses the idle timeout; reading from
+    /// it skips whatever is buffered here.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Bytes received but not yet returned.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Drops buffered input, e.g. commands pipelined after STARTTLS
+    /// (CVE-2011-0411).
+    pub fn discard_buffered(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Refills the empty buffer; returns 0 at EOF.
+    async fn fill(&mut self) -> io::Result<usize> {
+        self.start = 0;
+        self.end = 0;
+        let n = tokio::time::timeout(self.idle_timeout, self.inner.read(&mut self.buf))
+            .await
+            .map_err(|_| timed_out())??;
+        self.end = n;
+        Ok(n)
+    }
+
+    /// Reads one line terminated by LF (optionally preceded by CR). Lines
+    /// longer than `max` bytes (without the ending) are consumed and
+    /// reported as [`Line::TooLong`] without being held in memory.
+    pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let mut line = Vec::new();
+        let mut too_long = false;
+        loop {
+            if self.start == self.end && self.fill().await? == 0 {
+                return Ok(Line::Eof);
+            }
+            let avail = &self.buf[self.start..self.end];
+            let newline = avail.iter().position(|&b| b == b'\n');
+            let chunk = &avail[..newline.unwrap_or(avail.len())];
+            // One extra byte for the CR of a CRLF split from its LF.
+            if !too_long && line.len() + chunk.len() > max.saturating_add(1) {
+                too_long = true;
+                line = Vec::new();
+            }
+            if !too_long {
+                line.extend_from_slice(chunk);
+            }
+            self.start += chunk.len();
+            if newline.is_some() {
+                self.start += 1;
+                let crlf = line.last() == Some(&b'\r');
+                if crlf {
+                    line.pop();
+                }
+                if too_long || line.len() > max {
+                    return Ok(Line::TooLong);
+                }
+                return Ok(Line::Complete { data: line, crlf });
+            }
+        }
+    }
+
+    /// Returns up to `max` bytes, buffered ones first, waiting for more only
+    /// when the buffer is empty. An empty slice means EOF (or `max == 0`).
+    /// For counted data (IMAP literals, BDAT) in bounded pieces.
+    pub async fn read_chunk(&mut self, max: usize) -> io::Result<&[u8]> {
+        if max > 0 && self.start == self.end {
+            self.fill().await?;
+        }
+        let from = self.start;
+        let n = max.min(self.end - from);
+        self.start += n;
+        Ok(&self.buf[from..from + n])
+    }
+
+    /// Appends exactly `n` bytes to `out`; `UnexpectedEof` if the peer
+    /// closes first. `out` grows only as data arrives, so a client that
+    /// announces a huge size cannot make us allocate it up front.
+    pub async fn read_exact_into(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut left = n;
+        while left > 0 {
+            let chunk = self.read_chunk(left).await?;
+            if chunk.is_empty() {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            left -= chunk.len();
+            out.extend_from_slice(chunk);
+        }
+        Ok(())
+    }
+
+    /// Writes and flushes `data`. Fails with `TimedOut` when the peer
+    /// accepts nothing for the idle timeout, so a client that stops reading
+    /// cannot hold the connection; a large but moving write is fine.
+    pub async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = tokio::time::timeout(self.idle_timeout, self.inner.write(data))
+                .await
+                .map_err(|_| timed_out())??;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            data = &data[n..];
+        }
+        tokio::time::timeout(self.idle_timeout, self.inner.flush())
+            .await
+            .map_err(|_| timed_out())?
+    }
+}
+
+impl LineReader<Stream> {
+    pub fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+
+    /// Upgrades to TLS: discards anything pipelined after the STARTTLS
+    /// command, then handshakes within the handle's handshake timeout.
+    /// Fails on a connection that already uses TLS.
+    pub async fn starttls(mut self, tls: &TlsHandle) -> io::Result<Self> {
+        self.discard_buffered();
+        let tcp = match self.inner {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(_) => return Err(io::Error::other("TLS is already active")),
+        };
+        self.inner = Stream::Tls(Box::new(tls.accept(tcp).await?));
+        Ok(self)
+    }
+}
