@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use directory::{Directory, DomainMode, Resolution};
-use store::{AccountId, Appended, Flags, MailboxRef, StagedBlob, Store, StoreError, Summary, Target};
+use store::{
+    AccountId, Appended, Flags, MailboxRef, StagedBlob, Store, StoreError, Summary, Target,
+};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -105,7 +107,10 @@ impl Resolve {
 
     /// The plan for one address, on its own (SMTP asks this at RCPT time).
     pub async fn recipient(&self, address: &str) -> Result<RecipientPlan, DeliveryError> {
-        let mut plan = RecipientPlan { address: address.to_string(), ..Default::default() };
+        let mut plan = RecipientPlan {
+            address: address.to_string(),
+            ..Default::default()
+        };
         let resolution = match self.directory.resolve(address).await {
             Ok(r) => r,
             Err(
@@ -120,24 +125,32 @@ impl Resolve {
         match resolution {
             Resolution::Account { id } => plan.local.push(id),
             Resolution::Alias { account_id, .. } => plan.local.push(account_id),
-            Resolution::Forward { destinations, keep_copy_account } => {
+            Resolution::Forward {
+                destinations,
+                keep_copy_account,
+            } => {
                 plan.local.extend(keep_copy_account);
                 for dest in destinations {
                     // One level: a local destination lands in its account directly;
                     // anything else leaves through the outbound queue.
                     match self.directory.resolve(&dest).await {
-                        Ok(Resolution::Account { id }) | Ok(Resolution::Alias { account_id: id, .. }) => {
-                            plan.local.push(id)
-                        }
+                        Ok(Resolution::Account { id })
+                        | Ok(Resolution::Alias { account_id: id, .. }) => plan.local.push(id),
                         _ => plan.remote.push(dest),
                     }
                 }
             }
-            Resolution::Unknown { domain_mode: Some(DomainMode::Authoritative), .. } => {
-                plan.failure = Some(Failure::UnknownUser)
-            }
-            Resolution::Unknown { domain_mode: Some(DomainMode::Relay), .. } => plan.remote.push(address.to_string()),
-            Resolution::Unknown { domain_mode: None, .. } => plan.failure = Some(Failure::NotLocal),
+            Resolution::Unknown {
+                domain_mode: Some(DomainMode::Authoritative),
+                ..
+            } => plan.failure = Some(Failure::UnknownUser),
+            Resolution::Unknown {
+                domain_mode: Some(DomainMode::Relay),
+                ..
+            } => plan.remote.push(address.to_string()),
+            Resolution::Unknown {
+                domain_mode: None, ..
+            } => plan.failure = Some(Failure::NotLocal),
         }
         Ok(plan)
     }
@@ -168,9 +181,15 @@ impl Stage for NoOutbound {
     }
 
     fn apply<'a>(&'a self, plan: &'a mut Plan<'_>) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        for r in plan.recipients.iter_mut().filter(|r| !r.remote.is_empty() && r.failure.is_none()) {
+        for r in plan
+            .recipients
+            .iter_mut()
+            .filter(|r| !r.remote.is_empty() && r.failure.is_none())
+        {
             r.local.clear();
-            r.failure = Some(Failure::Temporary("outbound delivery is not available yet".into()));
+            r.failure = Some(Failure::Temporary(
+                "outbound delivery is not available yet".into(),
+            ));
         }
         Box::pin(async { Ok(()) })
     }
@@ -188,7 +207,12 @@ impl Deliverer {
     pub fn new(store: Store, directory: Directory) -> Self {
         let resolve = Arc::new(Resolve::new(directory.clone()));
         let stages: Vec<Arc<dyn Stage>> = vec![resolve.clone(), Arc::new(NoOutbound)];
-        Deliverer { store, directory, resolve, stages: Arc::new(stages) }
+        Deliverer {
+            store,
+            directory,
+            resolve,
+            stages: Arc::new(stages),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -203,7 +227,11 @@ impl Deliverer {
     /// Runs the pipeline and commits: one stored copy of the bytes, one message
     /// record per distinct target account, all in one synced batch. Returns one
     /// outcome per envelope recipient, in order.
-    pub async fn deliver(&self, envelope: &Envelope, blob: StagedBlob) -> Result<Vec<Outcome>, DeliveryError> {
+    pub async fn deliver(
+        &self,
+        envelope: &Envelope,
+        blob: StagedBlob,
+    ) -> Result<Vec<Outcome>, DeliveryError> {
         let summary = blob.summary().clone();
         let mut plan = Plan {
             envelope,
@@ -211,7 +239,10 @@ impl Deliverer {
             recipients: envelope
                 .recipients
                 .iter()
-                .map(|a| RecipientPlan { address: a.clone(), ..Default::default() })
+                .map(|a| RecipientPlan {
+                    address: a.clone(),
+                    ..Default::default()
+                })
                 .collect(),
         };
         for stage in self.stages.iter() {
@@ -221,16 +252,25 @@ impl Deliverer {
 
         // A message reaches each account once, however many of its addresses were
         // in the envelope (RFC 5321 §3.7.2 duplicate suppression, as Postfix does).
-        let mut accounts: BTreeMap<AccountId, Option<Result<Appended, StoreError>>> = BTreeMap::new();
+        let mut accounts: BTreeMap<AccountId, Option<Result<Appended, StoreError>>> =
+            BTreeMap::new();
         for r in plan.recipients.iter().filter(|r| r.failure.is_none()) {
             accounts.extend(r.local.iter().map(|&id| (id, None)));
         }
         let mut targets = Vec::with_capacity(accounts.len());
         for &id in accounts.keys() {
             let quota = self.directory.account_by_id(id).await?.map(|a| a.quota);
-            targets.push(Target { account: id, mailbox: MailboxRef::Inbox, flags: Flags::default(), quota_limit: quota });
+            targets.push(Target {
+                account: id,
+                mailbox: MailboxRef::Inbox,
+                flags: Flags::default(),
+                quota_limit: quota,
+            });
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         let results = self.store.deliver(blob, targets, now).await?;
         for (slot, result) in accounts.values_mut().zip(results) {
             *slot = Some(result);
@@ -248,7 +288,9 @@ impl Deliverer {
                 for id in &r.local {
                     match accounts.get(id) {
                         Some(Some(Ok(a))) => stored.push(a.clone()),
-                        Some(Some(Err(StoreError::OverQuota))) => failure = Some(Failure::OverQuota),
+                        Some(Some(Err(StoreError::OverQuota))) => {
+                            failure = Some(Failure::OverQuota)
+                        }
                         Some(Some(Err(e))) => failure = Some(Failure::Temporary(e.to_string())),
                         _ => failure = Some(Failure::Temporary("not stored".into())),
                     }
@@ -263,7 +305,11 @@ impl Deliverer {
     }
 
     /// Convenience for a message already in memory.
-    pub async fn deliver_bytes(&self, envelope: &Envelope, bytes: &[u8]) -> Result<Vec<Outcome>, DeliveryError> {
+    pub async fn deliver_bytes(
+        &self,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<Vec<Outcome>, DeliveryError> {
         let mut w = self.store.blob_writer();
         w.write(bytes).await?;
         self.deliver(envelope, w.finish()).await

@@ -5,43 +5,80 @@ use directory::{Directory, DomainMode, Policy};
 use store::{Store, StoreOptions};
 use tempfile::TempDir;
 
-const MESSAGE: &[u8] = b"From: sender@remote.example\r\nTo: info@example.org\r\nSubject: hello\r\n\r\nHi!\r\n";
+const MESSAGE: &[u8] =
+    b"From: sender@remote.example\r\nTo: info@example.org\r\nSubject: hello\r\n\r\nHi!\r\n";
 
 async fn setup(dir: &TempDir) -> (Store, Directory, Deliverer) {
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     let directory = Directory::new(store.clone(), Policy::default());
-    directory.add_domain("example.org", DomainMode::Authoritative, None).await.unwrap();
-    directory.add_domain("relay.example", DomainMode::Relay, Some("exchange.internal:25")).await.unwrap();
+    directory
+        .add_domain("example.org", DomainMode::Authoritative, None)
+        .await
+        .unwrap();
+    directory
+        .add_domain(
+            "relay.example",
+            DomainMode::Relay,
+            Some("exchange.internal:25"),
+        )
+        .await
+        .unwrap();
     let deliverer = Deliverer::new(store.clone(), directory.clone());
     (store, directory, deliverer)
 }
 
 fn envelope(rcpts: &[&str]) -> Envelope {
-    Envelope { sender: "sender@remote.example".into(), recipients: rcpts.iter().map(|s| s.to_string()).collect() }
+    Envelope {
+        sender: "sender@remote.example".into(),
+        recipients: rcpts.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 async fn inbox_count(store: &Store, account: u64) -> u32 {
-    store.mailbox(account, "INBOX").await.unwrap().unwrap().info.messages
+    store
+        .mailbox(account, "INBOX")
+        .await
+        .unwrap()
+        .unwrap()
+        .info
+        .messages
 }
 
 #[tokio::test]
 async fn alias_lands_in_account_once() {
     let dir = TempDir::new().unwrap();
     let (store, directory, deliverer) = setup(&dir).await;
-    let anna = directory.add_account("anna@example.org", "correct horse", None, None).await.unwrap();
-    directory.add_alias("info@example.org", "anna@example.org").await.unwrap();
+    let anna = directory
+        .add_account("anna@example.org", "correct horse", None, None)
+        .await
+        .unwrap();
+    directory
+        .add_alias("info@example.org", "anna@example.org")
+        .await
+        .unwrap();
 
-    let out = deliverer.deliver_bytes(&envelope(&["info@example.org"]), MESSAGE).await.unwrap();
-    let Outcome::Delivered(stored) = &out[0] else { panic!("{out:?}") };
+    let out = deliverer
+        .deliver_bytes(&envelope(&["info@example.org"]), MESSAGE)
+        .await
+        .unwrap();
+    let Outcome::Delivered(stored) = &out[0] else {
+        panic!("{out:?}")
+    };
     assert_eq!(stored[0].account, anna.id);
     assert_eq!(inbox_count(&store, anna.id).await, 1);
 
     // Address, alias and a different case of the address in one envelope: one copy.
     let out = deliverer
-        .deliver_bytes(&envelope(&["anna@example.org", "INFO@example.org", "Anna@EXAMPLE.org"]), MESSAGE)
+        .deliver_bytes(
+            &envelope(&["anna@example.org", "INFO@example.org", "Anna@EXAMPLE.org"]),
+            MESSAGE,
+        )
         .await
         .unwrap();
-    assert!(out.iter().all(|o| matches!(o, Outcome::Delivered(_))), "{out:?}");
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Delivered(_))),
+        "{out:?}"
+    );
     assert_eq!(inbox_count(&store, anna.id).await, 2);
     let inbox = store.mailbox(anna.id, "INBOX").await.unwrap().unwrap();
     let (_, rec) = &store.list(anna.id, inbox.id, 1..=1).await.unwrap()[0];
@@ -56,11 +93,17 @@ async fn many_recipients_share_one_stored_copy() {
     let mut rcpts = Vec::new();
     for i in 0..5 {
         let a = format!("user{i}@example.org");
-        directory.add_account(&a, "correct horse", None, None).await.unwrap();
+        directory
+            .add_account(&a, "correct horse", None, None)
+            .await
+            .unwrap();
         rcpts.push(a);
     }
     let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    let out = deliverer.deliver_bytes(&envelope(&refs), MESSAGE).await.unwrap();
+    let out = deliverer
+        .deliver_bytes(&envelope(&refs), MESSAGE)
+        .await
+        .unwrap();
     assert!(out.iter().all(|o| matches!(o, Outcome::Delivered(_))));
     let report = store.verify().await.unwrap();
     assert_eq!((report.messages, report.blobs), (5, 1));
@@ -71,15 +114,30 @@ async fn many_recipients_share_one_stored_copy() {
 async fn per_recipient_failures() {
     let dir = TempDir::new().unwrap();
     let (store, directory, deliverer) = setup(&dir).await;
-    let small = directory.add_account("small@example.org", "correct horse", Some(1 << 20), None).await.unwrap();
-    let ok = directory.add_account("ok@example.org", "correct horse", None, None).await.unwrap();
+    let small = directory
+        .add_account("small@example.org", "correct horse", Some(1 << 20), None)
+        .await
+        .unwrap();
+    let ok = directory
+        .add_account("ok@example.org", "correct horse", None, None)
+        .await
+        .unwrap();
     // Fill `small` to its quota.
     let big = vec![b'x'; (1 << 20) - 10];
-    deliverer.deliver_bytes(&envelope(&["small@example.org"]), &big).await.unwrap();
+    deliverer
+        .deliver_bytes(&envelope(&["small@example.org"]), &big)
+        .await
+        .unwrap();
 
     let out = deliverer
         .deliver_bytes(
-            &envelope(&["nobody@example.org", "someone@elsewhere.example", "small@example.org", "ok@example.org", "x@relay.example"]),
+            &envelope(&[
+                "nobody@example.org",
+                "someone@elsewhere.example",
+                "small@example.org",
+                "ok@example.org",
+                "x@relay.example",
+            ]),
             MESSAGE,
         )
         .await
@@ -88,21 +146,47 @@ async fn per_recipient_failures() {
     assert_eq!(out[1], Outcome::Failed(Failure::NotLocal));
     assert_eq!(out[2], Outcome::Failed(Failure::OverQuota));
     assert!(matches!(out[3], Outcome::Delivered(_)));
-    assert!(matches!(out[4], Outcome::Failed(Failure::Temporary(_))), "relay domain waits for the outbound queue");
+    assert!(
+        matches!(out[4], Outcome::Failed(Failure::Temporary(_))),
+        "relay domain waits for the outbound queue"
+    );
     assert_eq!(inbox_count(&store, small.id).await, 1);
     assert_eq!(inbox_count(&store, ok.id).await, 1);
-    assert_eq!(Failure::NotLocal.smtp_reply(), (550, "5.7.1", "relay not permitted".into()));
+    assert_eq!(
+        Failure::NotLocal.smtp_reply(),
+        (550, "5.7.1", "relay not permitted".into())
+    );
 }
 
 #[tokio::test]
 async fn forwarder_to_local_accounts_with_keep_copy() {
     let dir = TempDir::new().unwrap();
     let (store, directory, deliverer) = setup(&dir).await;
-    let boss = directory.add_account("boss@example.org", "correct horse", None, None).await.unwrap();
-    let team = directory.add_account("team@example.org", "correct horse", None, None).await.unwrap();
-    directory.add_forwarder("boss@example.org", "team@example.org", true).await.unwrap();
-    let out = deliverer.deliver_bytes(&envelope(&["boss@example.org"]), MESSAGE).await.unwrap();
-    let Outcome::Delivered(stored) = &out[0] else { panic!("{out:?}") };
+    let boss = directory
+        .add_account("boss@example.org", "correct horse", None, None)
+        .await
+        .unwrap();
+    let team = directory
+        .add_account("team@example.org", "correct horse", None, None)
+        .await
+        .unwrap();
+    directory
+        .add_forwarder("boss@example.org", "team@example.org", true)
+        .await
+        .unwrap();
+    let out = deliverer
+        .deliver_bytes(&envelope(&["boss@example.org"]), MESSAGE)
+        .await
+        .unwrap();
+    let Outcome::Delivered(stored) = &out[0] else {
+        panic!("{out:?}")
+    };
     assert_eq!(stored.len(), 2);
-    assert_eq!((inbox_count(&store, boss.id).await, inbox_count(&store, team.id).await), (1, 1));
+    assert_eq!(
+        (
+            inbox_count(&store, boss.id).await,
+            inbox_count(&store, team.id).await
+        ),
+        (1, 1)
+    );
 }

@@ -7,7 +7,8 @@ use directory::{Autoresponder, Date, Directory, DomainMode, format_size, parse_s
 use store::Store;
 
 use crate::cli::{
-    AccountCmd, Admin, AliasCmd, AutoresponderCmd, BlocklistCmd, DomainCmd, ForwardCmd, Mode, PasswordArg,
+    AccountCmd, Admin, AliasCmd, AutoresponderCmd, BlocklistCmd, DomainCmd, ForwardCmd, Mode,
+    PasswordArg,
 };
 
 #[derive(Clone)]
@@ -17,11 +18,13 @@ pub struct AdminContext {
 }
 
 fn password(p: PasswordArg) -> Result<String, String> {
-    p.password.ok_or_else(|| "no password given: use --password PW or --password-stdin".into())
+    p.password
+        .ok_or_else(|| "no password given: use --password PW or --password-stdin".into())
 }
 
 fn date(s: Option<String>) -> Result<Option<Date>, String> {
-    s.map(|s| s.parse::<Date>().map_err(|e| e.to_string())).transpose()
+    s.map(|s| s.parse::<Date>().map_err(|e| e.to_string()))
+        .transpose()
 }
 
 /// Runs one command; the text is what the CLI prints on success.
@@ -29,11 +32,18 @@ pub async fn execute(ctx: &AdminContext, cmd: Admin) -> Result<String, String> {
     run(ctx, cmd).await.map_err(|e| e.to_string())
 }
 
-async fn run(ctx: &AdminContext, cmd: Admin) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+async fn run(
+    ctx: &AdminContext,
+    cmd: Admin,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let d = &ctx.directory;
     let mut out = String::new();
     match cmd {
-        Admin::Domain(DomainCmd::Add { domain, mode, relay_host }) => {
+        Admin::Domain(DomainCmd::Add {
+            domain,
+            mode,
+            relay_host,
+        }) => {
             let mode = match mode {
                 Mode::Authoritative => DomainMode::Authoritative,
                 Mode::Relay => DomainMode::Relay,
@@ -43,14 +53,25 @@ async fn run(ctx: &AdminContext, cmd: Admin) -> Result<String, Box<dyn std::erro
         }
         Admin::Domain(DomainCmd::List) => {
             for dom in d.list_domains().await? {
-                writeln!(out, "{}\t{}\t{}", dom.name, dom.mode, dom.relay_host.unwrap_or_default())?;
+                writeln!(
+                    out,
+                    "{}\t{}\t{}",
+                    dom.name,
+                    dom.mode,
+                    dom.relay_host.unwrap_or_default()
+                )?;
             }
         }
         Admin::Domain(DomainCmd::Remove { domain }) => {
             d.remove_domain(&domain).await?;
             write!(out, "removed domain {domain}")?;
         }
-        Admin::Account(AccountCmd::Add { address, password: pw, quota, name }) => {
+        Admin::Account(AccountCmd::Add {
+            address,
+            password: pw,
+            quota,
+            name,
+        }) => {
             let quota = quota.as_deref().map(parse_size).transpose()?;
             let account = d.add_account(&address, &password(pw)?, quota, name).await?;
             // The contract: the short login id is the last word of the output.
@@ -62,7 +83,10 @@ async fn run(ctx: &AdminContext, cmd: Admin) -> Result<String, Box<dyn std::erro
                 account.short_login
             )?;
         }
-        Admin::Account(AccountCmd::Passwd { address, password: pw }) => {
+        Admin::Account(AccountCmd::Passwd {
+            address,
+            password: pw,
+        }) => {
             d.set_password(&address, &password(pw)?).await?;
             write!(out, "password of {address} changed")?;
         }
@@ -85,15 +109,35 @@ async fn run(ctx: &AdminContext, cmd: Admin) -> Result<String, Box<dyn std::erro
             let a = &s.account;
             writeln!(out, "address:      {}", a.address)?;
             writeln!(out, "login id:     {}", a.short_login)?;
-            writeln!(out, "name:         {}", a.display_name.as_deref().unwrap_or(""))?;
-            writeln!(out, "quota:        {} of {} used", format_size(s.quota_used), format_size(a.quota))?;
+            writeln!(
+                out,
+                "name:         {}",
+                a.display_name.as_deref().unwrap_or("")
+            )?;
+            writeln!(
+                out,
+                "quota:        {} of {} used",
+                format_size(s.quota_used),
+                format_size(a.quota)
+            )?;
             writeln!(out, "disabled:     {}", a.disabled)?;
             writeln!(out, "aliases:      {}", s.aliases.join(", "))?;
             if let Some(f) = &s.forwarding {
-                writeln!(out, "forwards to:  {} (keep copy: {})", f.destinations.join(", "), f.keep_copy)?;
+                writeln!(
+                    out,
+                    "forwards to:  {} (keep copy: {})",
+                    f.destinations.join(", "),
+                    f.keep_copy
+                )?;
             }
             for m in ctx.store.mailboxes(a.id).await? {
-                writeln!(out, "folder:       {} ({} messages, {})", m.info.name, m.info.messages, format_size(m.info.size))?;
+                writeln!(
+                    out,
+                    "folder:       {} ({} messages, {})",
+                    m.info.name,
+                    m.info.messages,
+                    format_size(m.info.size)
+                )?;
             }
         }
         Admin::Account(AccountCmd::Remove { address }) => {
@@ -113,22 +157,55 @@ async fn run(ctx: &AdminContext, cmd: Admin) -> Result<String, Box<dyn std::erro
                 writeln!(out, "{}\t{}", a.alias, a.account)?;
             }
         }
-        Admin::Forward(ForwardCmd::Add { address, destination, keep_copy }) => {
+        Admin::Forward(ForwardCmd::Add {
+            address,
+            destination,
+            keep_copy,
+        }) => {
             d.add_forwarder(&address, &destination, keep_copy).await?;
-            write!(out, "{address} forwards to {destination}{}", if keep_copy { " (keeping a copy)" } else { "" })?;
+            write!(
+                out,
+                "{address} forwards to {destination}{}",
+                if keep_copy { " (keeping a copy)" } else { "" }
+            )?;
         }
-        Admin::Forward(ForwardCmd::Remove { address, destination }) => {
+        Admin::Forward(ForwardCmd::Remove {
+            address,
+            destination,
+        }) => {
             d.remove_forwarder(&address, &destination).await?;
             write!(out, "{address} no longer forwards to {destination}")?;
         }
         Admin::Forward(ForwardCmd::List) => {
             for f in d.list_forwarders().await? {
-                let keep = if f.forwarding.keep_copy { "\tkeep-copy" } else { "" };
-                writeln!(out, "{}\t{}{keep}", f.address, f.forwarding.destinations.join(","))?;
+                let keep = if f.forwarding.keep_copy {
+                    "\tkeep-copy"
+                } else {
+                    ""
+                };
+                writeln!(
+                    out,
+                    "{}\t{}{keep}",
+                    f.address,
+                    f.forwarding.destinations.join(",")
+                )?;
             }
         }
-        Admin::Autoresponder(AutoresponderCmd::Set { address, body, subject_prefix, start, end, .. }) => {
-            let mut ar = Autoresponder { active: true, body, start: date(start)?, end: date(end)?, ..Default::default() };
+        Admin::Autoresponder(AutoresponderCmd::Set {
+            address,
+            body,
+            subject_prefix,
+            start,
+            end,
+            ..
+        }) => {
+            let mut ar = Autoresponder {
+                active: true,
+                body,
+                start: date(start)?,
+                end: date(end)?,
+                ..Default::default()
+            };
             if let Some(p) = subject_prefix {
                 ar.subject_prefix = p;
             }
@@ -139,16 +216,26 @@ async fn run(ctx: &AdminContext, cmd: Admin) -> Result<String, Box<dyn std::erro
             d.autoresponder_off(&address).await?;
             write!(out, "autoresponder of {address} is off")?;
         }
-        Admin::Autoresponder(AutoresponderCmd::Show { address }) => match d.autoresponder(&address).await? {
-            None => write!(out, "{address} has no autoresponder")?,
-            Some(ar) => {
-                writeln!(out, "active:         {}", ar.active)?;
-                writeln!(out, "subject prefix: {:?}", ar.subject_prefix)?;
-                writeln!(out, "start:          {}", ar.start.map(|d| d.to_string()).unwrap_or_default())?;
-                writeln!(out, "end:            {}", ar.end.map(|d| d.to_string()).unwrap_or_default())?;
-                writeln!(out, "body:\n{}", ar.body)?;
+        Admin::Autoresponder(AutoresponderCmd::Show { address }) => {
+            match d.autoresponder(&address).await? {
+                None => write!(out, "{address} has no autoresponder")?,
+                Some(ar) => {
+                    writeln!(out, "active:         {}", ar.active)?;
+                    writeln!(out, "subject prefix: {:?}", ar.subject_prefix)?;
+                    writeln!(
+                        out,
+                        "start:          {}",
+                        ar.start.map(|d| d.to_string()).unwrap_or_default()
+                    )?;
+                    writeln!(
+                        out,
+                        "end:            {}",
+                        ar.end.map(|d| d.to_string()).unwrap_or_default()
+                    )?;
+                    writeln!(out, "body:\n{}", ar.body)?;
+                }
             }
-        },
+        }
         Admin::Blocklist(BlocklistCmd::Add { address, sender }) => {
             d.block_sender(&address, &sender).await?;
             write!(out, "{address} now refuses mail from {sender}")?;
@@ -170,7 +257,12 @@ async fn run(ctx: &AdminContext, cmd: Admin) -> Result<String, Box<dyn std::erro
                 r.accounts, r.mailboxes, r.messages, r.blobs
             )?;
             if !r.problems.is_empty() {
-                return Err(format!("{out}\n{} problems:\n{}", r.problems.len(), r.problems.join("\n")).into());
+                return Err(format!(
+                    "{out}\n{} problems:\n{}",
+                    r.problems.len(),
+                    r.problems.join("\n")
+                )
+                .into());
             }
             write!(out, "; no problems")?;
         }

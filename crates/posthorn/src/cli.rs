@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Parser)]
-#[command(name = "posthorn", version, about = "A complete mail server: SMTP, IMAP, POP3 on one RocksDB store")]
+#[command(
+    name = "posthorn",
+    version,
+    about = "A complete mail server: SMTP, IMAP, POP3 on one RocksDB store"
+)]
 pub struct Cli {
     /// Configuration file.
     #[arg(long, global = true, default_value = "/etc/posthorn/posthorn.toml")]
@@ -170,17 +174,19 @@ impl Admin {
     /// command, so the daemon receives plain data.
     pub fn prepare(&mut self) -> Result<(), String> {
         match self {
-            Admin::Account(AccountCmd::Add { password, .. } | AccountCmd::Passwd { password, .. }) => {
-                if password.password_stdin {
-                    let mut line = String::new();
-                    std::io::stdin()
-                        .read_line(&mut line)
-                        .map_err(|e| format!("cannot read password from stdin: {e}"))?;
-                    password.password = Some(line.trim_end_matches(['\r', '\n']).to_string());
-                    password.password_stdin = false;
-                }
+            Admin::Account(
+                AccountCmd::Add { password, .. } | AccountCmd::Passwd { password, .. },
+            ) if password.password_stdin => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("cannot read password from stdin: {e}"))?;
+                password.password = Some(line.trim_end_matches(['\r', '\n']).to_string());
+                password.password_stdin = false;
             }
-            Admin::Autoresponder(AutoresponderCmd::Set { body_file, body, .. }) => {
+            Admin::Autoresponder(AutoresponderCmd::Set {
+                body_file, body, ..
+            }) => {
                 *body = std::fs::read_to_string(&*body_file)
                     .map_err(|e| format!("cannot read --body-file {}: {e}", body_file.display()))?;
             }

@@ -20,8 +20,6 @@ pub struct Config {
     #[serde(default)]
     pub directory: directory::Policy,
     #[serde(default)]
-    pub auth: directory::AuthPolicy,
-    #[serde(default)]
     pub log: Log,
 }
 
@@ -92,7 +90,9 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Log { level: "info".into() }
+        Log {
+            level: "info".into(),
+        }
     }
 }
 
@@ -104,13 +104,16 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
         config.check()?;
         Ok(config)
     }
 
     fn check(&self) -> Result<(), String> {
-        if self.server.hostname.trim().is_empty() || self.server.hostname.contains(char::is_whitespace) {
+        if self.server.hostname.trim().is_empty()
+            || self.server.hostname.contains(char::is_whitespace)
+        {
             return Err("key server.hostname: must be a host name such as mail.example.org".into());
         }
         if self.limits.max_message_size < 1024 {
@@ -119,7 +122,9 @@ impl Config {
         if self.limits.max_connections_per_ip == 0 || self.limits.max_connections == 0 {
             return Err("keys limits.max_connections*: must be at least 1".into());
         }
-        self.directory.validate().map_err(|e| format!("section [directory]: {e}"))?;
+        self.directory
+            .validate()
+            .map_err(|e| format!("section [directory]: {e}"))?;
         Ok(())
     }
 
@@ -155,20 +160,24 @@ key = "k.pem"
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::parse(&format!("{MINIMAL}\n[limits]\nmax_mesage_size = 5\n")).unwrap_err();
+        let err =
+            Config::parse(&format!("{MINIMAL}\n[limits]\nmax_mesage_size = 5\n")).unwrap_err();
         assert!(err.contains("max_mesage_size"), "{err}");
     }
 
     #[test]
     fn bad_listener_value_is_named() {
-        let err = Config::parse(&format!("{MINIMAL}\n[listeners]\nsmtp = \"nonsense\"\n")).unwrap_err();
+        let err =
+            Config::parse(&format!("{MINIMAL}\n[listeners]\nsmtp = \"nonsense\"\n")).unwrap_err();
         assert!(err.contains("smtp"), "{err}");
     }
 
     #[test]
     fn shipped_configs_parse() {
         for file in ["posthorn.toml", "local.toml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config").join(file);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../config")
+                .join(file);
             Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         }
     }

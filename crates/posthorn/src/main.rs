@@ -19,12 +19,18 @@ use crate::config::Config;
 
 fn init_tracing(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("posthorn: cannot start the async runtime: {e}");
@@ -41,11 +47,13 @@ fn main() -> ExitCode {
         },
         Command::Admin(cmd) => {
             init_tracing("warn");
-            runtime.block_on(admin_command(&cli.config, cmd)).map(|out| {
-                if !out.is_empty() {
-                    println!("{out}");
-                }
-            })
+            runtime
+                .block_on(admin_command(&cli.config, cmd))
+                .map(|out| {
+                    if !out.is_empty() {
+                        println!("{out}");
+                    }
+                })
         }
     };
     match result {

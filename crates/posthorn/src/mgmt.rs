@@ -36,9 +36,13 @@ pub fn bind(path: &Path) -> Result<UnixListener, String> {
 }
 
 pub async fn serve(listener: UnixListener, ctx: AdminContext, mut shutdown: watch::Receiver<bool>) {
+    let stop = async move {
+        let _ = shutdown.wait_for(|down| *down).await;
+    };
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = shutdown.wait_for(|down| *down) => return,
+            () = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let ctx = ctx.clone();
@@ -60,7 +64,9 @@ pub async fn serve(listener: UnixListener, ctx: AdminContext, mut shutdown: watc
 async fn answer(stream: UnixStream, ctx: &AdminContext) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST)).read_line(&mut line).await?;
+    BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
     let response = match serde_json::from_str::<Admin>(&line) {
         Ok(cmd) => {
             tracing::info!(command = %describe(&line), "admin command");
@@ -69,7 +75,10 @@ async fn answer(stream: UnixStream, ctx: &AdminContext) -> std::io::Result<()> {
                 Err(output) => Response { ok: false, output },
             }
         }
-        Err(e) => Response { ok: false, output: format!("bad management request: {e}") },
+        Err(e) => Response {
+            ok: false,
+            output: format!("bad management request: {e}"),
+        },
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
     out.push(b'\n');
@@ -82,16 +91,21 @@ async fn answer(stream: UnixStream, ctx: &AdminContext) -> std::io::Result<()> {
 fn describe(json: &str) -> String {
     let mut names = Vec::new();
     let mut v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-    while let serde_json::Value::Object(map) = v {
-        let Some((k, inner)) = map.into_iter().next() else { break };
-        if !k.starts_with(char::is_uppercase) {
-            break;
+    loop {
+        match v {
+            serde_json::Value::Object(map) => match map.into_iter().next() {
+                Some((k, inner)) if k.starts_with(char::is_uppercase) => {
+                    names.push(k);
+                    v = inner;
+                }
+                _ => break,
+            },
+            serde_json::Value::String(unit) => {
+                names.push(unit);
+                break;
+            }
+            _ => break,
         }
-        names.push(k);
-        v = inner;
-    }
-    if let serde_json::Value::String(unit) = v {
-        names.push(unit);
     }
     names.join(".")
 }
@@ -104,12 +118,16 @@ pub async fn request(path: &Path, cmd: &Admin) -> Result<Option<Result<String, S
     let (read, mut write) = stream.into_split();
     let mut req = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
     req.push(b'\n');
-    write.write_all(&req).await.map_err(|e| format!("management socket {}: {e}", path.display()))?;
+    write
+        .write_all(&req)
+        .await
+        .map_err(|e| format!("management socket {}: {e}", path.display()))?;
     let mut line = String::new();
     BufReader::new(read)
         .read_line(&mut line)
         .await
         .map_err(|e| format!("management socket {}: {e}", path.display()))?;
-    let r: Response = serde_json::from_str(&line).map_err(|e| format!("bad answer from the daemon: {e}"))?;
+    let r: Response =
+        serde_json::from_str(&line).map_err(|e| format!("bad answer from the daemon: {e}"))?;
     Ok(Some(if r.ok { Ok(r.output) } else { Err(r.output) }))
 }

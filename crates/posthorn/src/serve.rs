@@ -30,7 +30,13 @@ fn listener_specs(config: &Config) -> Vec<ListenerSpec> {
         ("pop3s", l.pop3s, true),
     ];
     all.into_iter()
-        .filter_map(|(name, addr, implicit_tls)| addr.map(|addr| ListenerSpec { name: name.into(), addr, implicit_tls }))
+        .filter_map(|(name, addr, implicit_tls)| {
+            addr.map(|addr| ListenerSpec {
+                name: name.into(),
+                addr,
+                implicit_tls,
+            })
+        })
         .collect()
 }
 
@@ -38,7 +44,9 @@ fn listener_specs(config: &Config) -> Vec<ListenerSpec> {
 /// own temporary-failure greeting, so clients retry instead of hanging.
 fn placeholder_greeting(listener: &str, hostname: &str) -> Vec<u8> {
     match listener {
-        "smtp" | "submission" | "submissions" => format!("421 4.3.2 {hostname} service not available yet, try again later\r\n"),
+        "smtp" | "submission" | "submissions" => {
+            format!("421 4.3.2 {hostname} service not available yet, try again later\r\n")
+        }
         "imap" | "imaps" => "* BYE [UNAVAILABLE] IMAP service not available yet\r\n".into(),
         _ => "-ERR [SYS/TEMP] POP3 service not available yet\r\n".into(),
     }
@@ -56,10 +64,18 @@ fn load_tls(config: &Config) -> Result<TlsHandle, String> {
 
 pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
     let tls = load_tls(&config)?;
-    std::fs::create_dir_all(&config.server.data_dir)
-        .map_err(|e| format!("cannot create data_dir {}: {e}", config.server.data_dir.display()))?;
-    let store = Store::open(&config.store_path(), StoreOptions::default())
-        .map_err(|e| format!("cannot open the store in {}: {e}", config.store_path().display()))?;
+    std::fs::create_dir_all(&config.server.data_dir).map_err(|e| {
+        format!(
+            "cannot create data_dir {}: {e}",
+            config.server.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.store_path(), StoreOptions::default()).map_err(|e| {
+        format!(
+            "cannot open the store in {}: {e}",
+            config.store_path().display()
+        )
+    })?;
     let directory = Directory::new(store.clone(), config.directory.clone());
 
     let mut bound = Vec::new();
@@ -87,13 +103,27 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
                 let _ = conn.stream.shutdown().await;
             }
         });
-        tasks.spawn(net::serve(listener, serve_cfg.clone(), Some(tls.clone()), shutdown_rx.clone(), handler));
+        tasks.spawn(net::serve(
+            listener,
+            serve_cfg.clone(),
+            Some(tls.clone()),
+            shutdown_rx.clone(),
+            handler,
+        ));
     }
-    let ctx = AdminContext { store: store.clone(), directory };
+    let ctx = AdminContext {
+        store: store.clone(),
+        directory,
+    };
     tasks.spawn(mgmt::serve(mgmt_listener, ctx, shutdown_rx.clone()));
 
     notify(&[sd_notify::NotifyState::Ready]);
-    tracing::info!(hostname = %config.server.hostname, data_dir = %config.server.data_dir.display(), "posthorn ready");
+    tracing::info!(
+        hostname = %config.server.hostname,
+        data_dir = %config.server.data_dir.display(),
+        nameservers = ?config.dns.nameservers,
+        "posthorn ready"
+    );
     println!(
         "posthorn is running as {} with data in {}\nlisteners:\n{banner}manage it with: posthorn --config {} account add you@example.org --password ...  (after `domain add example.org`)",
         config.server.hostname,
@@ -105,14 +135,18 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: no new connections, letting sessions finish");
     let _ = shutdown_tx.send(true);
-    let drain = async {
-        while tasks.join_next().await.is_some() {}
-    };
-    if tokio::time::timeout(Duration::from_secs(15), drain).await.is_err() {
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(15), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("sessions did not finish in time");
     }
     let _ = std::fs::remove_file(config.socket_path());
-    store.flush().await.map_err(|e| format!("flushing the store: {e}"))?;
+    store
+        .flush()
+        .await
+        .map_err(|e| format!("flushing the store: {e}"))?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -120,9 +154,11 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
 /// Returns on SIGTERM or SIGINT; reloads the certificate on SIGHUP (a bad new
 /// one keeps the old and says why).
 async fn wait_for_shutdown(config: &Config, tls: &TlsHandle) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

@@ -21,7 +21,10 @@ async fn main() {
     let store = Store::open(std::path::Path::new(&dir), StoreOptions::default()).expect("open");
     // Accounts 1 and 2 exist from the first round on.
     while store.account(2).await.expect("account").is_none() {
-        store.create_account(|_| Vec::<DirOp>::new()).await.expect("create account");
+        store
+            .create_account(|_| Vec::<DirOp>::new())
+            .await
+            .expect("create account");
     }
     let mut tasks = Vec::new();
     for task in 0..8 {
@@ -32,9 +35,17 @@ async fn main() {
                 let mut w = store.blob_writer();
                 w.write(&message(&token, n % 7 == 3)).await.expect("write");
                 let targets = [1, 2]
-                    .map(|account| Target { account, mailbox: MailboxRef::Inbox, flags: Flags::default(), quota_limit: None })
+                    .map(|account| Target {
+                        account,
+                        mailbox: MailboxRef::Inbox,
+                        flags: Flags::default(),
+                        quota_limit: None,
+                    })
                     .to_vec();
-                let results = store.deliver(w.finish(), targets, 0).await.expect("deliver");
+                let results = store
+                    .deliver(w.finish(), targets, 0)
+                    .await
+                    .expect("deliver");
                 assert!(results.iter().all(|r| r.is_ok()));
                 println!("committed {token}");
             }

@@ -96,7 +96,10 @@ impl BlobWriter {
     /// Ends the message. The tail (at most one chunk) goes into the commit batch.
     pub fn finish(mut self) -> StagedBlob {
         let tail = std::mem::take(&mut self.buf);
-        let mut builder = self.summary.take().unwrap_or_else(|| SummaryBuilder::new(Limits::default()));
+        let mut builder = self
+            .summary
+            .take()
+            .unwrap_or_else(|| SummaryBuilder::new(Limits::default()));
         builder.feed(&tail);
         let staged = StagedBlob {
             db: self.db.clone(),
@@ -126,7 +129,11 @@ fn write_chunk(db: &DB, id: BlobId, index: u32, chunk: &[u8]) -> Result<(), Stor
     if index == 0 {
         batch.put_cf(handle(db, keys::CF_META)?, keys::pending_blob(id), []);
     }
-    batch.put_cf(handle(db, keys::CF_BLOB)?, keys::blob_chunk(id, index), chunk);
+    batch.put_cf(
+        handle(db, keys::CF_BLOB)?,
+        keys::blob_chunk(id, index),
+        chunk,
+    );
     db.write(batch)?;
     Ok(())
 }
@@ -138,7 +145,11 @@ fn discard(db: &DB, id: BlobId) {
         return;
     };
     let mut batch = WriteBatch::default();
-    batch.delete_range_cf(blob_cf, keys::blob_chunk(id, 0), keys::blob_chunk(id + 1, 0));
+    batch.delete_range_cf(
+        blob_cf,
+        keys::blob_chunk(id, 0),
+        keys::blob_chunk(id + 1, 0),
+    );
     batch.delete_cf(meta_cf, keys::pending_blob(id));
     if let Err(e) = db.write(batch) {
         tracing::warn!(blob = id, error = %e, "could not discard uncommitted blob; removed at next start");
@@ -189,7 +200,13 @@ pub struct BlobReader {
 
 impl BlobReader {
     pub(crate) fn new(db: Arc<DB>, id: BlobId, size: u64, chunks: u32) -> Self {
-        BlobReader { db, id, size, chunks, next: 0 }
+        BlobReader {
+            db,
+            id,
+            size,
+            chunks,
+            next: 0,
+        }
     }
 
     pub fn size(&self) -> u64 {

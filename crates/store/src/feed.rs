@@ -51,11 +51,11 @@ impl Feed {
     pub fn publish(&self, change: Change) {
         let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
         let account = change.account;
-        if let Some(tx) = senders.get(&account) {
-            if tx.send(Arc::new(change)).is_err() {
-                // Nobody listens any more: forget the account's channel.
-                senders.remove(&account);
-            }
+        // Nobody listens any more: forget the account's channel.
+        if let Some(tx) = senders.get(&account)
+            && tx.send(Arc::new(change)).is_err()
+        {
+            senders.remove(&account);
         }
     }
 }

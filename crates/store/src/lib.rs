@@ -24,11 +24,11 @@ pub use blob::{BlobReader, BlobWriter, CHUNK_SIZE, StagedBlob};
 pub use feed::{Change, ChangeKind};
 pub use mailbox::{INBOX, Mailbox};
 pub use message::{Appended, CopyResult, ExpungeSet, FlagUpdate, MailboxRef, Target};
-pub use records::{AccountRecord, Flags, FlagOp, MailboxRecord, MessageRecord, SpecialUse};
+pub use records::{AccountRecord, FlagOp, Flags, MailboxRecord, MessageRecord, SpecialUse};
 pub use summary::{Limits as SummaryLimits, Summary};
 pub use verify::VerifyReport;
 
-use records::{BlobRecord, decode, encode};
+use records::{BlobRecord, decode};
 use writer::{Job, handle, job, scan_prefix};
 
 pub type AccountId = u64;
@@ -39,7 +39,9 @@ pub type BlobId = u64;
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(String),
-    #[error("database is locked by another process: {0} (is `posthorn serve` running? admin commands reach it through its management socket)")]
+    #[error(
+        "database is locked by another process: {0} (is `posthorn serve` running? admin commands reach it through its management socket)"
+    )]
     Locked(String),
     #[error("store corrupt: {0}")]
     Corrupt(String),
@@ -119,7 +121,8 @@ impl Store {
     /// Opens (or creates) the store, migrates its schema, removes the chunks of
     /// deliveries that never committed, and starts the writer thread.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+        std::fs::create_dir_all(path)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
@@ -151,7 +154,8 @@ impl Store {
         let next_blob = last_blob_id(&db)? + 1;
         let db = Arc::new(db);
         let feed = Arc::new(feed::Feed::default());
-        let (jobs, writer) = writer::spawn(db.clone(), feed.clone()).map_err(|e| StoreError::Io(e.to_string()))?;
+        let (jobs, writer) =
+            writer::spawn(db.clone(), feed.clone()).map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -206,12 +210,14 @@ impl Store {
     // ---- directory key space -------------------------------------------------
 
     pub async fn dir_get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(move |db| Ok(db.get_cf(handle(db, keys::CF_DIR)?, key)?)).await
+        self.read(move |db| Ok(db.get_cf(handle(db, keys::CF_DIR)?, key)?))
+            .await
     }
 
     /// Every directory record whose key starts with `prefix`, sorted by key.
-    pub async fn dir_scan(&self, prefix: Vec<u8>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        self.read(move |db| scan_prefix(db, keys::CF_DIR, &prefix)).await
+    pub async fn dir_scan(&self, prefix: Vec<u8>) -> Result<writer::KeyValues, StoreError> {
+        self.read(move |db| scan_prefix(db, keys::CF_DIR, &prefix))
+            .await
     }
 
     /// Applies directory writes atomically and durably.
@@ -227,11 +233,17 @@ impl Store {
     {
         self.submit(false, move |txn| {
             let id = match txn.get(keys::CF_META, keys::META_NEXT_ACCOUNT)? {
-                Some(v) => keys::be_u64(&v).ok_or_else(|| StoreError::Corrupt("next_account_id".into()))?,
+                Some(v) => {
+                    keys::be_u64(&v).ok_or_else(|| StoreError::Corrupt("next_account_id".into()))?
+                }
                 None => 1,
             };
             mailbox::create_defaults(txn, id)?;
-            txn.put(keys::CF_META, keys::META_NEXT_ACCOUNT, (id + 1).to_be_bytes().to_vec())?;
+            txn.put(
+                keys::CF_META,
+                keys::META_NEXT_ACCOUNT,
+                (id + 1).to_be_bytes().to_vec(),
+            )?;
             apply_dir_ops(txn, ops(id))?;
             Ok(id)
         })
@@ -291,7 +303,9 @@ impl Store {
             );
             for item in iter {
                 let (k, v) = item?;
-                let Some(uid) = keys::uid_of_message_key(&k) else { break };
+                let Some(uid) = keys::uid_of_message_key(&k) else {
+                    break;
+                };
                 if !k.starts_with(&prefix) || uid > *uids.end() {
                     break;
                 }
@@ -309,9 +323,12 @@ impl Store {
         uid: u32,
     ) -> Result<Option<MessageRecord>, StoreError> {
         self.read(move |db| {
-            db.get_cf(handle(db, keys::CF_MESSAGE)?, keys::message(account, mailbox, uid))?
-                .map(|v| decode("message", &v))
-                .transpose()
+            db.get_cf(
+                handle(db, keys::CF_MESSAGE)?,
+                keys::message(account, mailbox, uid),
+            )?
+            .map(|v| decode("message", &v))
+            .transpose()
         })
         .await
     }
@@ -336,7 +353,12 @@ impl Store {
                 decode("blob", &v)
             })
             .await?;
-        Ok(BlobReader::new(self.inner.db.clone(), blob, rec.size, rec.chunks))
+        Ok(BlobReader::new(
+            self.inner.db.clone(),
+            blob,
+            rec.size,
+            rec.chunks,
+        ))
     }
 
     /// UIDs expunged from the mailbox with a modseq above `modseq` (QRESYNC VANISHED).
@@ -404,13 +426,22 @@ fn migrate(db: &DB) -> Result<(), StoreError> {
         None => {
             let mut o = rocksdb::WriteOptions::default();
             o.set_sync(true);
-            db.put_cf_opt(meta, keys::META_SCHEMA, keys::SCHEMA_VERSION.to_be_bytes(), &o)?;
+            db.put_cf_opt(
+                meta,
+                keys::META_SCHEMA,
+                keys::SCHEMA_VERSION.to_be_bytes(),
+                &o,
+            )?;
             Ok(())
         }
         Some(v) => {
-            let found = keys::be_u32(&v).ok_or_else(|| StoreError::Corrupt("schema_version".into()))?;
+            let found =
+                keys::be_u32(&v).ok_or_else(|| StoreError::Corrupt("schema_version".into()))?;
             if found > keys::SCHEMA_VERSION {
-                return Err(StoreError::SchemaTooNew { found, known: keys::SCHEMA_VERSION });
+                return Err(StoreError::SchemaTooNew {
+                    found,
+                    known: keys::SCHEMA_VERSION,
+                });
             }
             Ok(())
         }

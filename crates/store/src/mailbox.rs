@@ -35,7 +35,9 @@ pub fn normalize_name(name: &str) -> Result<String, StoreError> {
         return Err(bad("empty or too long"));
     }
     if name.chars().any(|c| c.is_control() || c == '*' || c == '%') {
-        return Err(bad("control characters and the wildcards * % are not allowed"));
+        return Err(bad(
+            "control characters and the wildcards * % are not allowed",
+        ));
     }
     let parts: Vec<&str> = name.split(DELIMITER).collect();
     if parts.iter().any(|p| p.is_empty()) {
@@ -49,7 +51,11 @@ pub fn normalize_name(name: &str) -> Result<String, StoreError> {
         if i > 0 {
             out.push(DELIMITER);
         }
-        out.push_str(if i == 0 && part.eq_ignore_ascii_case(INBOX) { INBOX } else { part });
+        out.push_str(if i == 0 && part.eq_ignore_ascii_case(INBOX) {
+            INBOX
+        } else {
+            part
+        });
     }
     Ok(out)
 }
@@ -60,16 +66,28 @@ fn parents(name: &str) -> impl Iterator<Item = &str> {
 }
 
 pub(crate) fn load_account(txn: &Txn<'_>, a: AccountId) -> Result<AccountRecord, StoreError> {
-    let v = txn.get(keys::CF_ACCOUNT, &keys::account(a))?.ok_or(StoreError::NoSuchAccount(a))?;
+    let v = txn
+        .get(keys::CF_ACCOUNT, &keys::account(a))?
+        .ok_or(StoreError::NoSuchAccount(a))?;
     decode("account", &v)
 }
 
-pub(crate) fn save_account(txn: &mut Txn<'_>, a: AccountId, rec: &AccountRecord) -> Result<(), StoreError> {
+pub(crate) fn save_account(
+    txn: &mut Txn<'_>,
+    a: AccountId,
+    rec: &AccountRecord,
+) -> Result<(), StoreError> {
     txn.put(keys::CF_ACCOUNT, &keys::account(a), encode(rec))
 }
 
-pub(crate) fn lookup(txn: &Txn<'_>, a: AccountId, name: &str) -> Result<Option<MailboxId>, StoreError> {
-    Ok(txn.get(keys::CF_MAILBOX, &keys::mailbox_name(a, name))?.and_then(|v| keys::be_u32(&v)))
+pub(crate) fn lookup(
+    txn: &Txn<'_>,
+    a: AccountId,
+    name: &str,
+) -> Result<Option<MailboxId>, StoreError> {
+    Ok(txn
+        .get(keys::CF_MAILBOX, &keys::mailbox_name(a, name))?
+        .and_then(|v| keys::be_u32(&v)))
 }
 
 pub(crate) fn load(txn: &Txn<'_>, a: AccountId, m: MailboxId) -> Result<MailboxRecord, StoreError> {
@@ -79,7 +97,12 @@ pub(crate) fn load(txn: &Txn<'_>, a: AccountId, m: MailboxId) -> Result<MailboxR
     decode("mailbox", &v)
 }
 
-pub(crate) fn save(txn: &mut Txn<'_>, a: AccountId, m: MailboxId, rec: &MailboxRecord) -> Result<(), StoreError> {
+pub(crate) fn save(
+    txn: &mut Txn<'_>,
+    a: AccountId,
+    m: MailboxId,
+    rec: &MailboxRecord,
+) -> Result<(), StoreError> {
     txn.put(keys::CF_MAILBOX, &keys::mailbox(a, m), encode(rec))
 }
 
@@ -95,7 +118,11 @@ fn new_uidvalidity(txn: &mut Txn<'_>) -> Result<u32, StoreError> {
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0);
     let next = now.max(last.wrapping_add(1)).max(1);
-    txn.put(keys::CF_META, keys::META_LAST_UIDVALIDITY, next.to_be_bytes().to_vec())?;
+    txn.put(
+        keys::CF_META,
+        keys::META_LAST_UIDVALIDITY,
+        next.to_be_bytes().to_vec(),
+    )?;
     Ok(next)
 }
 
@@ -122,13 +149,26 @@ fn insert(
         size: 0,
     };
     save(txn, a, id, &rec)?;
-    txn.put(keys::CF_MAILBOX, &keys::mailbox_name(a, name), id.to_be_bytes().to_vec())?;
-    txn.publish(Change { account: a, mailbox: id, modseq: acct.modseq, kind: ChangeKind::MailboxCreated });
+    txn.put(
+        keys::CF_MAILBOX,
+        &keys::mailbox_name(a, name),
+        id.to_be_bytes().to_vec(),
+    )?;
+    txn.publish(Change {
+        account: a,
+        mailbox: id,
+        modseq: acct.modseq,
+        kind: ChangeKind::MailboxCreated,
+    });
     Ok(id)
 }
 
 pub(crate) fn create_defaults(txn: &mut Txn<'_>, a: AccountId) -> Result<(), StoreError> {
-    let mut acct = AccountRecord { quota_used: 0, next_mailbox: 1, modseq: 0 };
+    let mut acct = AccountRecord {
+        quota_used: 0,
+        next_mailbox: 1,
+        modseq: 0,
+    };
     for (name, special_use) in DEFAULTS {
         insert(txn, a, &mut acct, name, special_use)?;
     }
@@ -159,9 +199,13 @@ impl Store {
             let cf = crate::writer::handle(db, keys::CF_MAILBOX)?;
             let mut out = Vec::with_capacity(names.len());
             for (_, id) in names {
-                let id = keys::be_u32(&id).ok_or_else(|| StoreError::Corrupt("mailbox id".into()))?;
+                let id =
+                    keys::be_u32(&id).ok_or_else(|| StoreError::Corrupt("mailbox id".into()))?;
                 if let Some(v) = db.get_cf(cf, keys::mailbox(a, id))? {
-                    out.push(Mailbox { id, info: decode("mailbox", &v)? });
+                    out.push(Mailbox {
+                        id,
+                        info: decode("mailbox", &v)?,
+                    });
                 }
             }
             Ok(out)
@@ -174,7 +218,10 @@ impl Store {
         let name = normalize_name(name)?;
         self.read(move |db| {
             let cf = crate::writer::handle(db, keys::CF_MAILBOX)?;
-            let Some(id) = db.get_cf(cf, keys::mailbox_name(a, &name))?.and_then(|v| keys::be_u32(&v)) else {
+            let Some(id) = db
+                .get_cf(cf, keys::mailbox_name(a, &name))?
+                .and_then(|v| keys::be_u32(&v))
+            else {
                 return Ok(None);
             };
             Ok(db
@@ -193,15 +240,23 @@ impl Store {
 
     /// Renames a folder and its subfolders. Renaming INBOX moves its messages into
     /// the new folder and leaves INBOX empty (RFC 3501 §6.3.5).
-    pub async fn rename_mailbox(&self, a: AccountId, from: &str, to: &str) -> Result<(), StoreError> {
+    pub async fn rename_mailbox(
+        &self,
+        a: AccountId,
+        from: &str,
+        to: &str,
+    ) -> Result<(), StoreError> {
         let (from, to) = (normalize_name(from)?, normalize_name(to)?);
         self.submit(true, move |txn| {
-            let from_id = lookup(txn, a, &from)?.ok_or_else(|| StoreError::NoSuchMailbox(from.clone()))?;
+            let from_id =
+                lookup(txn, a, &from)?.ok_or_else(|| StoreError::NoSuchMailbox(from.clone()))?;
             if lookup(txn, a, &to)?.is_some() {
                 return Err(StoreError::MailboxExists(to.clone()));
             }
             if to.starts_with(&format!("{from}{DELIMITER}")) {
-                return Err(StoreError::InvalidName(format!("{to:?} is inside {from:?}")));
+                return Err(StoreError::InvalidName(format!(
+                    "{to:?} is inside {from:?}"
+                )));
             }
             if from == INBOX {
                 let to_id = create(txn, a, &to)?;
@@ -217,7 +272,10 @@ impl Store {
             let mut moves = vec![(from.clone(), from_id)];
             for (k, v) in txn.scan(keys::CF_MAILBOX, &keys::mailbox_name(a, &prefix))? {
                 let name = String::from_utf8_lossy(&k[9..]).into_owned();
-                moves.push((name, keys::be_u32(&v).ok_or_else(|| StoreError::Corrupt("mailbox id".into()))?));
+                moves.push((
+                    name,
+                    keys::be_u32(&v).ok_or_else(|| StoreError::Corrupt("mailbox id".into()))?,
+                ));
             }
             acct.modseq += 1;
             for (old, id) in moves {
@@ -226,8 +284,17 @@ impl Store {
                 rec.name = new.clone();
                 save(txn, a, id, &rec)?;
                 txn.delete(keys::CF_MAILBOX, &keys::mailbox_name(a, &old))?;
-                txn.put(keys::CF_MAILBOX, &keys::mailbox_name(a, &new), id.to_be_bytes().to_vec())?;
-                txn.publish(Change { account: a, mailbox: id, modseq: acct.modseq, kind: ChangeKind::MailboxRenamed });
+                txn.put(
+                    keys::CF_MAILBOX,
+                    &keys::mailbox_name(a, &new),
+                    id.to_be_bytes().to_vec(),
+                )?;
+                txn.publish(Change {
+                    account: a,
+                    mailbox: id,
+                    modseq: acct.modseq,
+                    kind: ChangeKind::MailboxRenamed,
+                });
             }
             save_account(txn, a, &acct)
         })
@@ -242,7 +309,8 @@ impl Store {
             return Err(StoreError::CannotDeleteInbox);
         }
         self.submit(true, move |txn| {
-            let id = lookup(txn, a, &name)?.ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?;
+            let id =
+                lookup(txn, a, &name)?.ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?;
             let children = keys::mailbox_name(a, &format!("{name}{DELIMITER}"));
             if !txn.scan(keys::CF_MAILBOX, &children)?.is_empty() {
                 return Err(StoreError::HasChildren(name.clone()));
@@ -253,16 +321,27 @@ impl Store {
             txn.delete(keys::CF_MAILBOX, &keys::mailbox(a, id))?;
             txn.delete(keys::CF_MAILBOX, &keys::mailbox_name(a, &name))?;
             save_account(txn, a, &acct)?;
-            txn.publish(Change { account: a, mailbox: id, modseq: acct.modseq, kind: ChangeKind::MailboxDeleted });
+            txn.publish(Change {
+                account: a,
+                mailbox: id,
+                modseq: acct.modseq,
+                kind: ChangeKind::MailboxDeleted,
+            });
             Ok(())
         })
         .await
     }
 
-    pub async fn set_subscribed(&self, a: AccountId, name: &str, subscribed: bool) -> Result<(), StoreError> {
+    pub async fn set_subscribed(
+        &self,
+        a: AccountId,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<(), StoreError> {
         let name = normalize_name(name)?;
         self.submit(false, move |txn| {
-            let id = lookup(txn, a, &name)?.ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?;
+            let id =
+                lookup(txn, a, &name)?.ok_or_else(|| StoreError::NoSuchMailbox(name.clone()))?;
             let mut rec = load(txn, a, id)?;
             rec.subscribed = subscribed;
             save(txn, a, id, &rec)
@@ -283,7 +362,7 @@ mod tests {
         for bad in ["", "/a", "a/", "a//b", "a*", "a%b", "a\u{0}b"] {
             assert!(normalize_name(bad).is_err(), "{bad:?}");
         }
-        assert!(normalize_name(&"a/".repeat(40).trim_end_matches('/').to_string()).is_err());
+        assert!(normalize_name("a/".repeat(40).trim_end_matches('/')).is_err());
     }
 
     #[test]

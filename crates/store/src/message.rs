@@ -78,7 +78,11 @@ fn adjust_refs(txn: &mut Txn<'_>, blob: BlobId, delta: i64) -> Result<(), StoreE
     let mut rec = load_blob(txn, blob)?;
     let refs = i64::from(rec.refs) + delta;
     if refs <= 0 {
-        txn.delete_range(keys::CF_BLOB, &keys::blob_chunk(blob, 0), &keys::blob_chunk(blob + 1, 0))?;
+        txn.delete_range(
+            keys::CF_BLOB,
+            &keys::blob_chunk(blob, 0),
+            &keys::blob_chunk(blob + 1, 0),
+        )?;
         txn.delete(keys::CF_BLOBMETA, &keys::blob(blob))?;
         txn.delete(keys::CF_BLOBMETA, &summary_key(blob))
     } else {
@@ -90,7 +94,9 @@ fn adjust_refs(txn: &mut Txn<'_>, blob: BlobId, delta: i64) -> Result<(), StoreE
 fn resolve(txn: &Txn<'_>, a: AccountId, m: &MailboxRef) -> Result<MailboxId, StoreError> {
     match m {
         MailboxRef::Id(id) => Ok(*id),
-        MailboxRef::Inbox => mailbox::lookup(txn, a, INBOX)?.ok_or_else(|| StoreError::NoSuchMailbox(INBOX.into())),
+        MailboxRef::Inbox => {
+            mailbox::lookup(txn, a, INBOX)?.ok_or_else(|| StoreError::NoSuchMailbox(INBOX.into()))
+        }
         MailboxRef::Name(n) => {
             let n = mailbox::normalize_name(n)?;
             mailbox::lookup(txn, a, &n)?.ok_or(StoreError::NoSuchMailbox(n))
@@ -98,7 +104,12 @@ fn resolve(txn: &Txn<'_>, a: AccountId, m: &MailboxRef) -> Result<MailboxId, Sto
     }
 }
 
-fn load_message(txn: &Txn<'_>, a: AccountId, m: MailboxId, uid: u32) -> Result<Option<MessageRecord>, StoreError> {
+fn load_message(
+    txn: &Txn<'_>,
+    a: AccountId,
+    m: MailboxId,
+    uid: u32,
+) -> Result<Option<MessageRecord>, StoreError> {
     txn.get(keys::CF_MESSAGE, &keys::message(a, m, uid))?
         .map(|v| decode("message", &v))
         .transpose()
@@ -142,7 +153,11 @@ fn remove_message(
     mrec.size = mrec.size.saturating_sub(rec.size);
     mrec.highest_modseq = modseq;
     txn.delete(keys::CF_MESSAGE, &keys::message(a, m, uid))?;
-    txn.put(keys::CF_CHANGES, &keys::change(a, m, modseq, uid), Vec::new())
+    txn.put(
+        keys::CF_CHANGES,
+        &keys::change(a, m, modseq, uid),
+        Vec::new(),
+    )
 }
 
 fn deliver(
@@ -178,7 +193,9 @@ fn deliver(
             }
             Err(e) => return Err(e),
         };
-        if t.quota_limit.is_some_and(|limit| acct.quota_used.saturating_add(blob.size) > limit) {
+        if t.quota_limit
+            .is_some_and(|limit| acct.quota_used.saturating_add(blob.size) > limit)
+        {
             results.push(Err(StoreError::OverQuota));
             continue;
         }
@@ -194,20 +211,46 @@ fn deliver(
         let uid = insert_message(txn, t.account, m, &mut mrec, rec, acct.modseq)?;
         mailbox::save(txn, t.account, m, &mrec)?;
         mailbox::save_account(txn, t.account, &acct)?;
-        txn.publish(Change { account: t.account, mailbox: m, modseq: acct.modseq, kind: ChangeKind::Appended(vec![uid]) });
+        txn.publish(Change {
+            account: t.account,
+            mailbox: m,
+            modseq: acct.modseq,
+            kind: ChangeKind::Appended(vec![uid]),
+        });
         refs += 1;
-        results.push(Ok(Appended { account: t.account, mailbox: m, uidvalidity: mrec.uidvalidity, uid }));
+        results.push(Ok(Appended {
+            account: t.account,
+            mailbox: m,
+            uidvalidity: mrec.uidvalidity,
+            uid,
+        }));
     }
     if refs == 0 {
         // Nobody took it: the chunks written while receiving go away with the marker.
-        txn.delete_range(keys::CF_BLOB, &keys::blob_chunk(blob.id, 0), &keys::blob_chunk(blob.id + 1, 0))?;
+        txn.delete_range(
+            keys::CF_BLOB,
+            &keys::blob_chunk(blob.id, 0),
+            &keys::blob_chunk(blob.id + 1, 0),
+        )?;
     } else {
         if !blob.tail.is_empty() {
-            txn.put(keys::CF_BLOB, &keys::blob_chunk(blob.id, blob.flushed), blob.tail.clone())?;
+            txn.put(
+                keys::CF_BLOB,
+                &keys::blob_chunk(blob.id, blob.flushed),
+                blob.tail.clone(),
+            )?;
         }
-        let rec = BlobRecord { refs, size: blob.size, chunks: blob.chunks() };
+        let rec = BlobRecord {
+            refs,
+            size: blob.size,
+            chunks: blob.chunks(),
+        };
         txn.put(keys::CF_BLOBMETA, &keys::blob(blob.id), encode(&rec))?;
-        txn.put(keys::CF_BLOBMETA, &summary_key(blob.id), encode(&blob.summary))?;
+        txn.put(
+            keys::CF_BLOBMETA,
+            &summary_key(blob.id),
+            encode(&blob.summary),
+        )?;
     }
     if blob.flushed > 0 {
         txn.delete(keys::CF_META, &keys::pending_blob(blob.id))?;
@@ -235,7 +278,9 @@ fn transfer(
         }
     }
     let added: u64 = found.iter().map(|(_, r)| r.size).sum();
-    if !remove_source && quota_limit.is_some_and(|limit| acct.quota_used.saturating_add(added) > limit) {
+    if !remove_source
+        && quota_limit.is_some_and(|limit| acct.quota_used.saturating_add(added) > limit)
+    {
         return Err(StoreError::OverQuota);
     }
     acct.modseq += 1;
@@ -260,15 +305,33 @@ fn transfer(
     if !pairs.is_empty() {
         if remove_source {
             let gone = pairs.iter().map(|p| p.0).collect();
-            txn.publish(Change { account: a, mailbox: from, modseq, kind: ChangeKind::Expunged(gone) });
+            txn.publish(Change {
+                account: a,
+                mailbox: from,
+                modseq,
+                kind: ChangeKind::Expunged(gone),
+            });
         }
         let new = pairs.iter().map(|p| p.1).collect();
-        txn.publish(Change { account: a, mailbox: to, modseq, kind: ChangeKind::Appended(new) });
+        txn.publish(Change {
+            account: a,
+            mailbox: to,
+            modseq,
+            kind: ChangeKind::Appended(new),
+        });
     }
-    Ok(CopyResult { uidvalidity: dst.uidvalidity, uids: pairs })
+    Ok(CopyResult {
+        uidvalidity: dst.uidvalidity,
+        uids: pairs,
+    })
 }
 
-fn expunge(txn: &mut Txn<'_>, a: AccountId, m: MailboxId, set: ExpungeSet) -> Result<Vec<u32>, StoreError> {
+fn expunge(
+    txn: &mut Txn<'_>,
+    a: AccountId,
+    m: MailboxId,
+    set: ExpungeSet,
+) -> Result<Vec<u32>, StoreError> {
     let mut acct = mailbox::load_account(txn, a)?;
     let mut mrec = mailbox::load(txn, a, m)?;
     let victims: Vec<(u32, MessageRecord)> = match set {
@@ -298,7 +361,12 @@ fn expunge(txn: &mut Txn<'_>, a: AccountId, m: MailboxId, set: ExpungeSet) -> Re
     mailbox::save(txn, a, m, &mrec)?;
     mailbox::save_account(txn, a, &acct)?;
     let uids: Vec<u32> = victims.into_iter().map(|(uid, _)| uid).collect();
-    txn.publish(Change { account: a, mailbox: m, modseq: acct.modseq, kind: ChangeKind::Expunged(uids.clone()) });
+    txn.publish(Change {
+        account: a,
+        mailbox: m,
+        modseq: acct.modseq,
+        kind: ChangeKind::Expunged(uids.clone()),
+    });
     Ok(uids)
 }
 
@@ -314,10 +382,10 @@ fn collect(
     sorted.dedup();
     let mut out = Vec::with_capacity(sorted.len());
     for uid in sorted {
-        if let Some(rec) = load_message(txn, a, m, uid)? {
-            if !only_deleted || rec.flags.deleted() {
-                out.push((uid, rec));
-            }
+        if let Some(rec) = load_message(txn, a, m, uid)?
+            && (!only_deleted || rec.flags.deleted())
+        {
+            out.push((uid, rec));
         }
     }
     Ok(out)
@@ -348,31 +416,49 @@ fn set_flags(
         let changed = rec.flags.apply(op, with);
         if changed {
             rec.modseq = modseq;
-            mrec.unseen = (mrec.unseen + u32::from(was_seen)).saturating_sub(u32::from(rec.flags.seen()));
+            mrec.unseen =
+                (mrec.unseen + u32::from(was_seen)).saturating_sub(u32::from(rec.flags.seen()));
             txn.put(keys::CF_MESSAGE, &keys::message(a, m, uid), encode(&rec))?;
             changed_uids.push(uid);
         }
-        updates.push(FlagUpdate { uid, flags: rec.flags, modseq: rec.modseq, changed });
+        updates.push(FlagUpdate {
+            uid,
+            flags: rec.flags,
+            modseq: rec.modseq,
+            changed,
+        });
     }
     if !changed_uids.is_empty() {
         acct.modseq = modseq;
         mrec.highest_modseq = modseq;
         mailbox::save(txn, a, m, &mrec)?;
         mailbox::save_account(txn, a, &acct)?;
-        txn.publish(Change { account: a, mailbox: m, modseq, kind: ChangeKind::Flags(changed_uids) });
+        txn.publish(Change {
+            account: a,
+            mailbox: m,
+            modseq,
+            kind: ChangeKind::Flags(changed_uids),
+        });
     }
     Ok((updates, modified))
 }
 
 /// INBOX rename: every message moves, UIDs kept, into the new folder `to`.
-pub(crate) fn move_all(txn: &mut Txn<'_>, a: AccountId, from: MailboxId, to: MailboxId) -> Result<(), StoreError> {
+pub(crate) fn move_all(
+    txn: &mut Txn<'_>,
+    a: AccountId,
+    from: MailboxId,
+    to: MailboxId,
+) -> Result<(), StoreError> {
     let mut acct = mailbox::load_account(txn, a)?;
     let mut src = mailbox::load(txn, a, from)?;
     let mut dst = mailbox::load(txn, a, to)?;
     acct.modseq += 1;
     let mut uids = Vec::new();
     for (k, v) in txn.scan(keys::CF_MESSAGE, &keys::message_prefix(a, from))? {
-        let Some(uid) = keys::uid_of_message_key(&k) else { continue };
+        let Some(uid) = keys::uid_of_message_key(&k) else {
+            continue;
+        };
         let mut rec: MessageRecord = decode("message", &v)?;
         remove_message(txn, a, from, &mut src, uid, &rec, acct.modseq)?;
         rec.modseq = acct.modseq;
@@ -388,14 +474,28 @@ pub(crate) fn move_all(txn: &mut Txn<'_>, a: AccountId, from: MailboxId, to: Mai
     mailbox::save(txn, a, to, &dst)?;
     mailbox::save_account(txn, a, &acct)?;
     if !uids.is_empty() {
-        txn.publish(Change { account: a, mailbox: from, modseq: acct.modseq, kind: ChangeKind::Expunged(uids.clone()) });
-        txn.publish(Change { account: a, mailbox: to, modseq: acct.modseq, kind: ChangeKind::Appended(uids) });
+        txn.publish(Change {
+            account: a,
+            mailbox: from,
+            modseq: acct.modseq,
+            kind: ChangeKind::Expunged(uids.clone()),
+        });
+        txn.publish(Change {
+            account: a,
+            mailbox: to,
+            modseq: acct.modseq,
+            kind: ChangeKind::Appended(uids),
+        });
     }
     Ok(())
 }
 
 /// Drops every message of a folder that is being deleted.
-pub(crate) fn delete_mailbox_messages(txn: &mut Txn<'_>, a: AccountId, m: MailboxId) -> Result<(), StoreError> {
+pub(crate) fn delete_mailbox_messages(
+    txn: &mut Txn<'_>,
+    a: AccountId,
+    m: MailboxId,
+) -> Result<(), StoreError> {
     let prefix = keys::message_prefix(a, m);
     let mut acct = mailbox::load_account(txn, a)?;
     for (_, v) in txn.scan(keys::CF_MESSAGE, &prefix)? {
@@ -455,7 +555,10 @@ impl Store {
         to: MailboxId,
         quota_limit: Option<u64>,
     ) -> Result<CopyResult, StoreError> {
-        self.submit(false, move |txn| transfer(txn, a, from, &uids, to, quota_limit, false)).await
+        self.submit(false, move |txn| {
+            transfer(txn, a, from, &uids, to, quota_limit, false)
+        })
+        .await
     }
 
     pub async fn move_messages(
@@ -465,7 +568,10 @@ impl Store {
         uids: Vec<u32>,
         to: MailboxId,
     ) -> Result<CopyResult, StoreError> {
-        self.submit(false, move |txn| transfer(txn, a, from, &uids, to, None, true)).await
+        self.submit(false, move |txn| {
+            transfer(txn, a, from, &uids, to, None, true)
+        })
+        .await
     }
 
     /// Sets, adds or removes flags; returns every existing message's new flags and
@@ -479,12 +585,21 @@ impl Store {
         flags: Flags,
         unchanged_since: Option<u64>,
     ) -> Result<(Vec<FlagUpdate>, Vec<u32>), StoreError> {
-        self.submit(false, move |txn| set_flags(txn, a, m, &uids, op, &flags, unchanged_since)).await
+        self.submit(false, move |txn| {
+            set_flags(txn, a, m, &uids, op, &flags, unchanged_since)
+        })
+        .await
     }
 
     /// Removes messages; returns the expunged UIDs in ascending order.
-    pub async fn expunge(&self, a: AccountId, m: MailboxId, set: ExpungeSet) -> Result<Vec<u32>, StoreError> {
+    pub async fn expunge(
+        &self,
+        a: AccountId,
+        m: MailboxId,
+        set: ExpungeSet,
+    ) -> Result<Vec<u32>, StoreError> {
         let needs_clean = matches!(set, ExpungeSet::AllDeleted);
-        self.submit(needs_clean, move |txn| expunge(txn, a, m, set)).await
+        self.submit(needs_clean, move |txn| expunge(txn, a, m, set))
+            .await
     }
 }

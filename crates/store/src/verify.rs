@@ -15,11 +15,17 @@ pub struct VerifyReport {
     pub mailboxes: u64,
     pub messages: u64,
     pub blobs: u64,
+    /// Messages being received right now (chunks written, delivery not committed).
+    pub pending_uploads: u64,
     /// One line per broken invariant; empty when the store is consistent.
     pub problems: Vec<String>,
 }
 
-fn each(db: &DB, cf: &str, mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+fn each(
+    db: &DB,
+    cf: &str,
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     for item in db.iterator_cf(handle(db, cf)?, IteratorMode::Start) {
         let (k, v) = item?;
         f(&k, &v)?;
@@ -34,7 +40,11 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
     let mut folders: HashMap<(AccountId, MailboxId), (u32, u32, u64, u32)> = HashMap::new();
     let mut refs: HashMap<BlobId, u32> = HashMap::new();
     each(db, keys::CF_MESSAGE, |k, v| {
-        let (Some(a), Some(m), Some(uid)) = (keys::be_u64(k), k.get(8..).and_then(keys::be_u32), keys::uid_of_message_key(k)) else {
+        let (Some(a), Some(m), Some(uid)) = (
+            keys::be_u64(k),
+            k.get(8..).and_then(keys::be_u32),
+            keys::uid_of_message_key(k),
+        ) else {
             report.problems.push(format!("bad message key {k:?}"));
             return Ok(());
         };
@@ -55,12 +65,17 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
         report.accounts += 1;
         let counted = quota.remove(&a).unwrap_or(0);
         if rec.quota_used != counted {
-            report.problems.push(format!("account {a}: quota counter {} but messages sum to {counted}", rec.quota_used));
+            report.problems.push(format!(
+                "account {a}: quota counter {} but messages sum to {counted}",
+                rec.quota_used
+            ));
         }
         Ok(())
     })?;
     for (a, bytes) in quota {
-        report.problems.push(format!("messages of {bytes} bytes belong to missing account {a}"));
+        report.problems.push(format!(
+            "messages of {bytes} bytes belong to missing account {a}"
+        ));
     }
     each(db, keys::CF_MAILBOX, |k, v| {
         if k.get(8) != Some(&b'i') {
@@ -79,12 +94,17 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
             ));
         }
         if max_uid >= rec.uidnext {
-            report.problems.push(format!("account {a} folder {}: UID {max_uid} not below UIDNEXT {}", rec.name, rec.uidnext));
+            report.problems.push(format!(
+                "account {a} folder {}: UID {max_uid} not below UIDNEXT {}",
+                rec.name, rec.uidnext
+            ));
         }
         Ok(())
     })?;
     for ((a, m), (count, ..)) in folders {
-        report.problems.push(format!("{count} messages in missing folder {m} of account {a}"));
+        report.problems.push(format!(
+            "{count} messages in missing folder {m} of account {a}"
+        ));
     }
     let blob_cf = handle(db, keys::CF_BLOB)?;
     let mut known = std::collections::HashSet::new();
@@ -98,17 +118,27 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
         known.insert(b);
         let counted = refs.remove(&b).unwrap_or(0);
         if rec.refs != counted {
-            report.problems.push(format!("blob {b}: reference count {} but {counted} messages use it", rec.refs));
+            report.problems.push(format!(
+                "blob {b}: reference count {} but {counted} messages use it",
+                rec.refs
+            ));
         }
         for chunk in 0..rec.chunks {
-            if db.get_pinned_cf(blob_cf, keys::blob_chunk(b, chunk))?.is_none() {
-                report.problems.push(format!("blob {b}: chunk {chunk} missing"));
+            if db
+                .get_pinned_cf(blob_cf, keys::blob_chunk(b, chunk))?
+                .is_none()
+            {
+                report
+                    .problems
+                    .push(format!("blob {b}: chunk {chunk} missing"));
             }
         }
         Ok(())
     })?;
     for (b, n) in refs {
-        report.problems.push(format!("{n} messages use missing blob {b}"));
+        report
+            .problems
+            .push(format!("{n} messages use missing blob {b}"));
     }
     // Chunks nobody owns: neither a committed blob nor an upload in progress.
     let meta_cf = handle(db, keys::CF_META)?;
@@ -120,7 +150,11 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
             continue;
         }
         if db.get_pinned_cf(meta_cf, keys::pending_blob(b))?.is_none() {
-            report.problems.push(format!("blob {b}: chunks without a blob record"));
+            report
+                .problems
+                .push(format!("blob {b}: chunks without a blob record"));
+        } else {
+            report.pending_uploads += 1;
         }
         last_orphan = Some(b);
     }

@@ -11,21 +11,23 @@ use std::sync::mpsc;
 use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
 use tokio::sync::oneshot;
 
+use crate::StoreError;
 use crate::feed::{Change, Feed};
 use crate::keys;
-use crate::StoreError;
 
 /// Upper bound on jobs per batch, so one commit never grows without limit.
 const MAX_GROUP: usize = 512;
 
 pub(crate) type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// Stages a job's writes; returns its completion and whether the job succeeded.
+pub(crate) type Stager = Box<dyn FnOnce(&mut Txn<'_>) -> (Completion, bool) + Send>;
+pub(crate) type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
 
 pub(crate) struct Job {
     /// Jobs that scan key ranges need every earlier job committed first, because
     /// scans read the database directly rather than through the overlay.
     pub needs_clean: bool,
-    /// Returns the completion and whether the job succeeded.
-    pub run: Box<dyn FnOnce(&mut Txn<'_>) -> (Completion, bool) + Send>,
+    pub run: Stager,
 }
 
 /// A group of staged writes with read-your-writes for point lookups.
@@ -71,14 +73,19 @@ impl<'a> Txn<'a> {
 
     /// Deletes `[from, to)`; only for keys no point lookup in this group reads back
     /// (blob chunks).
-    pub fn delete_range(&mut self, cf: &'static str, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
+    pub fn delete_range(
+        &mut self,
+        cf: &'static str,
+        from: &[u8],
+        to: &[u8],
+    ) -> Result<(), StoreError> {
         self.batch.delete_range_cf(handle(self.db, cf)?, from, to);
         Ok(())
     }
 
     /// All committed keys with `prefix`. Only valid in `needs_clean` jobs, before
     /// their own writes touch the range.
-    pub fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<KeyValues, StoreError> {
         scan_prefix(self.db, cf, prefix)
     }
 
@@ -92,13 +99,12 @@ pub(crate) fn handle<'d>(db: &'d DB, cf: &str) -> Result<&'d rocksdb::ColumnFami
         .ok_or_else(|| StoreError::Corrupt(format!("column family {cf} missing")))
 }
 
-pub(crate) fn scan_prefix(
-    db: &DB,
-    cf: &str,
-    prefix: &[u8],
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+pub(crate) fn scan_prefix(db: &DB, cf: &str, prefix: &[u8]) -> Result<KeyValues, StoreError> {
     let mut out = Vec::new();
-    for item in db.iterator_cf(handle(db, cf)?, IteratorMode::From(prefix, rocksdb::Direction::Forward)) {
+    for item in db.iterator_cf(
+        handle(db, cf)?,
+        IteratorMode::From(prefix, rocksdb::Direction::Forward),
+    ) {
         let (k, v) = item?;
         if !k.starts_with(prefix) {
             break;
@@ -185,7 +191,10 @@ pub(crate) fn remove_pending_blobs(db: &DB) -> Result<usize, StoreError> {
     }
     let mut batch = WriteBatch::default();
     for (k, _) in &pending {
-        let Some(id) = k.get(keys::META_PENDING_BLOB.len()..).and_then(keys::be_u64) else {
+        let Some(id) = k
+            .get(keys::META_PENDING_BLOB.len()..)
+            .and_then(keys::be_u64)
+        else {
             continue;
         };
         batch.delete_range_cf(

@@ -39,7 +39,9 @@ fn piece(index: usize) -> Vec<u8> {
     }
     let mut line = index * 10_000;
     while p.len() < PIECE {
-        p.extend_from_slice(format!("line {line:012} of a very large message body...\r\n").as_bytes());
+        p.extend_from_slice(
+            format!("line {line:012} of a very large message body...\r\n").as_bytes(),
+        );
         line += 1;
     }
     p.truncate(PIECE);
@@ -59,7 +61,12 @@ async fn fifty_megabytes_round_trip_in_bounded_memory() {
         w.write(&piece(i)).await.unwrap();
     }
     let staged = w.finish();
-    let target = Target { account: a, mailbox: MailboxRef::Inbox, flags: Flags::default(), quota_limit: None };
+    let target = Target {
+        account: a,
+        mailbox: MailboxRef::Inbox,
+        flags: Flags::default(),
+        quota_limit: None,
+    };
     let r = store.deliver(staged, vec![target], 0).await.unwrap();
     let uid = r[0].as_ref().unwrap().uid;
     let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
@@ -72,7 +79,10 @@ async fn fifty_megabytes_round_trip_in_bounded_memory() {
     while let Some(chunk) = reader.next_chunk().await.unwrap() {
         pending.extend_from_slice(&chunk);
         while pending.len() >= PIECE {
-            assert!(pending[..PIECE] == piece(index)[..], "piece {index} differs");
+            assert!(
+                pending[..PIECE] == piece(index)[..],
+                "piece {index} differs"
+            );
             pending.drain(..PIECE);
             index += 1;
         }
@@ -83,8 +93,14 @@ async fn fifty_megabytes_round_trip_in_bounded_memory() {
     assert_eq!(&range[..], &piece(SIZE / PIECE - 1)[PIECE - 10..]);
 
     let peak = PEAK.load(Ordering::Relaxed) - baseline;
-    println!("peak Rust heap above baseline while storing and reading 50 MiB: {} KiB", peak / 1024);
-    assert!(peak < 4 * 1024 * 1024, "peak heap {peak} bytes: the message was buffered");
+    println!(
+        "peak Rust heap above baseline while storing and reading 50 MiB: {} KiB",
+        peak / 1024
+    );
+    assert!(
+        peak < 4 * 1024 * 1024,
+        "peak heap {peak} bytes: the message was buffered"
+    );
     let summary = store.summary(rec.blob).await.unwrap();
     assert_eq!(summary.envelope.subject.as_deref(), Some("fifty megabytes"));
     assert_eq!(summary.root.body_offset, 77);

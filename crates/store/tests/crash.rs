@@ -14,12 +14,20 @@ use store::{Store, StoreOptions};
 /// The child process, `examples/crash_child.rs`, built by `cargo test` beside this test.
 fn child_exe() -> std::path::PathBuf {
     let deps = std::env::current_exe().unwrap();
-    deps.parent().unwrap().parent().unwrap().join("examples").join("crash_child")
+    deps.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("crash_child")
 }
 
 #[tokio::test]
 async fn sigkill_never_loses_or_duplicates_acknowledged_messages() {
-    let rounds: u32 = std::env::var("CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(8);
+    let rounds: u32 = std::env::var("CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(8);
     let dir = tempfile::TempDir::new().unwrap();
     let exe = child_exe();
     let mut committed = Vec::new();
@@ -54,15 +62,32 @@ async fn sigkill_never_loses_or_duplicates_acknowledged_messages() {
         let inbox = store.mailbox(account, "INBOX").await.unwrap().unwrap();
         let mut seen: HashMap<String, u32> = HashMap::new();
         for (_, rec) in store.list(account, inbox.id, 1..=u32::MAX).await.unwrap() {
-            let subject = store.summary(rec.blob).await.unwrap().envelope.subject.unwrap_or_default();
+            let subject = store
+                .summary(rec.blob)
+                .await
+                .unwrap()
+                .envelope
+                .subject
+                .unwrap_or_default();
             *seen.entry(subject).or_default() += 1;
         }
         for token in &committed {
-            assert_eq!(seen.get(token), Some(&1), "account {account}: acknowledged {token} must be there exactly once");
+            assert_eq!(
+                seen.get(token),
+                Some(&1),
+                "account {account}: acknowledged {token} must be there exactly once"
+            );
         }
         assert!(seen.values().all(|&n| n == 1), "no message stored twice");
     }
     let report = store.verify().await.unwrap();
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
-    println!("{} acknowledged messages survived {rounds} SIGKILLs; store consistent", committed.len());
+    assert_eq!(
+        report.pending_uploads, 0,
+        "uploads cut by the kills were removed at open"
+    );
+    println!(
+        "{} acknowledged messages survived {rounds} SIGKILLs; store consistent",
+        committed.len()
+    );
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use store::{
-    AccountId, ChangeKind, DirOp, ExpungeSet, FlagOp, Flags, MailboxRef, Store, StoreError, StoreOptions, Target,
+    AccountId, ChangeKind, DirOp, ExpungeSet, FlagOp, Flags, MailboxRef, Store, StoreError,
+    StoreOptions, Target,
 };
 use tempfile::TempDir;
 
@@ -13,27 +14,47 @@ fn open(dir: &TempDir) -> Store {
 
 async fn account(store: &Store) -> AccountId {
     store
-        .create_account(|id| vec![DirOp::Put(format!("account/{id}").into_bytes(), b"x".to_vec())])
+        .create_account(|id| {
+            vec![DirOp::Put(
+                format!("account/{id}").into_bytes(),
+                b"x".to_vec(),
+            )]
+        })
         .await
         .expect("create account")
 }
 
 fn inbox(account: AccountId) -> Target {
-    Target { account, mailbox: MailboxRef::Inbox, flags: Flags::default(), quota_limit: None }
+    Target {
+        account,
+        mailbox: MailboxRef::Inbox,
+        flags: Flags::default(),
+        quota_limit: None,
+    }
 }
 
 fn message(n: usize, size: usize) -> Vec<u8> {
-    let mut m = format!("From: a@example.org\r\nTo: b@example.org\r\nSubject: message {n}\r\n\r\n").into_bytes();
+    let mut m = format!("From: a@example.org\r\nTo: b@example.org\r\nSubject: message {n}\r\n\r\n")
+        .into_bytes();
     while m.len() < size {
-        m.extend_from_slice(b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n");
+        m.extend_from_slice(
+            b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n",
+        );
     }
     m
 }
 
-async fn deliver(store: &Store, bytes: &[u8], targets: Vec<Target>) -> Vec<Result<store::Appended, StoreError>> {
+async fn deliver(
+    store: &Store,
+    bytes: &[u8],
+    targets: Vec<Target>,
+) -> Vec<Result<store::Appended, StoreError>> {
     let mut w = store.blob_writer();
     w.write(bytes).await.expect("write");
-    store.deliver(w.finish(), targets, 1_700_000_000).await.expect("deliver")
+    store
+        .deliver(w.finish(), targets, 1_700_000_000)
+        .await
+        .expect("deliver")
 }
 
 async fn read_all(store: &Store, blob: u64) -> Vec<u8> {
@@ -56,7 +77,15 @@ async fn new_account_has_special_use_folders() {
     let store = open(&dir);
     let a = account(&store).await;
     let boxes = store.mailboxes(a).await.unwrap();
-    let names: Vec<_> = boxes.iter().map(|m| (m.info.name.as_str(), m.info.special_use.map(|s| s.attribute()))).collect();
+    let names: Vec<_> = boxes
+        .iter()
+        .map(|m| {
+            (
+                m.info.name.as_str(),
+                m.info.special_use.map(|s| s.attribute()),
+            )
+        })
+        .collect();
     for want in [
         ("INBOX", None),
         ("Sent", Some("\\Sent")),
@@ -67,9 +96,20 @@ async fn new_account_has_special_use_folders() {
     ] {
         assert!(names.contains(&want), "{want:?} missing in {names:?}");
     }
-    let validities: std::collections::HashSet<_> = boxes.iter().map(|m| m.info.uidvalidity).collect();
-    assert_eq!(validities.len(), boxes.len(), "UIDVALIDITY values are unique");
-    assert_eq!(store.dir_get(format!("account/{a}").into_bytes()).await.unwrap(), Some(b"x".to_vec()));
+    let validities: std::collections::HashSet<_> =
+        boxes.iter().map(|m| m.info.uidvalidity).collect();
+    assert_eq!(
+        validities.len(),
+        boxes.len(),
+        "UIDVALIDITY values are unique"
+    );
+    assert_eq!(
+        store
+            .dir_get(format!("account/{a}").into_bytes())
+            .await
+            .unwrap(),
+        Some(b"x".to_vec())
+    );
 }
 
 #[tokio::test]
@@ -85,53 +125,133 @@ async fn append_list_flags_copy_move_expunge() {
         assert_eq!(r[0].as_ref().unwrap().uid, n as u32 + 1);
     }
     let listed = store.list(a, inbox_id, 1..=u32::MAX).await.unwrap();
-    assert_eq!(listed.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        listed.iter().map(|(u, _)| *u).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     assert_eq!(store.list(a, inbox_id, 2..=2).await.unwrap().len(), 1);
-    let modseq_before = store.mailbox(a, "INBOX").await.unwrap().unwrap().info.highest_modseq;
+    let modseq_before = store
+        .mailbox(a, "INBOX")
+        .await
+        .unwrap()
+        .unwrap()
+        .info
+        .highest_modseq;
 
     // Flags: add \Seen and a keyword to 1 and 2; modseq grows; unseen count follows.
-    let seen = Flags { system: Flags::SEEN, keywords: vec!["$Important".into()] };
-    let (updates, modified) = store.set_flags(a, inbox_id, vec![1, 2, 99], FlagOp::Add, seen.clone(), None).await.unwrap();
+    let seen = Flags {
+        system: Flags::SEEN,
+        keywords: vec!["$Important".into()],
+    };
+    let (updates, modified) = store
+        .set_flags(a, inbox_id, vec![1, 2, 99], FlagOp::Add, seen.clone(), None)
+        .await
+        .unwrap();
     assert!(modified.is_empty());
     assert_eq!(updates.len(), 2, "UID 99 does not exist");
-    assert!(updates.iter().all(|u| u.changed && u.flags.seen() && u.modseq > modseq_before));
+    assert!(
+        updates
+            .iter()
+            .all(|u| u.changed && u.flags.seen() && u.modseq > modseq_before)
+    );
     let info = store.mailbox(a, "INBOX").await.unwrap().unwrap().info;
     assert_eq!((info.messages, info.unseen), (3, 1));
     assert_eq!(info.highest_modseq, updates[0].modseq);
     // Setting the same flags again changes nothing.
-    let (again, _) = store.set_flags(a, inbox_id, vec![1], FlagOp::Add, seen.clone(), None).await.unwrap();
+    let (again, _) = store
+        .set_flags(a, inbox_id, vec![1], FlagOp::Add, seen.clone(), None)
+        .await
+        .unwrap();
     assert!(!again[0].changed);
     // UNCHANGEDSINCE below the current modseq refuses (RFC 7162).
     let (_, modified) = store
-        .set_flags(a, inbox_id, vec![1], FlagOp::Remove, seen.clone(), Some(modseq_before))
+        .set_flags(
+            a,
+            inbox_id,
+            vec![1],
+            FlagOp::Remove,
+            seen.clone(),
+            Some(modseq_before),
+        )
         .await
         .unwrap();
     assert_eq!(modified, [1]);
 
     // Copy 1 and 3 to Archive: new UIDs there, flags kept.
-    let copied = store.copy(a, inbox_id, vec![1, 3], archive, None).await.unwrap();
+    let copied = store
+        .copy(a, inbox_id, vec![1, 3], archive, None)
+        .await
+        .unwrap();
     assert_eq!(copied.uids, [(1, 1), (3, 2)]);
     let arch = store.list(a, archive, 1..=u32::MAX).await.unwrap();
     assert!(arch[0].1.flags.seen() && !arch[1].1.flags.seen());
-    assert_eq!(arch[0].1.blob, listed[0].1.blob, "copies share the stored bytes");
+    assert_eq!(
+        arch[0].1.blob, listed[0].1.blob,
+        "copies share the stored bytes"
+    );
 
     // Move 2 to Archive: gone from INBOX.
-    let moved = store.move_messages(a, inbox_id, vec![2], archive).await.unwrap();
+    let moved = store
+        .move_messages(a, inbox_id, vec![2], archive)
+        .await
+        .unwrap();
     assert_eq!(moved.uids, [(2, 3)]);
-    assert_eq!(store.list(a, inbox_id, 1..=u32::MAX).await.unwrap().len(), 2);
+    assert_eq!(
+        store.list(a, inbox_id, 1..=u32::MAX).await.unwrap().len(),
+        2
+    );
 
     // Expunge: only \Deleted ones for AllDeleted.
     store
-        .set_flags(a, inbox_id, vec![3], FlagOp::Add, Flags { system: Flags::DELETED, keywords: vec![] }, None)
+        .set_flags(
+            a,
+            inbox_id,
+            vec![3],
+            FlagOp::Add,
+            Flags {
+                system: Flags::DELETED,
+                keywords: vec![],
+            },
+            None,
+        )
         .await
         .unwrap();
-    assert_eq!(store.expunge(a, inbox_id, ExpungeSet::AllDeleted).await.unwrap(), [3]);
-    assert_eq!(store.expunge(a, inbox_id, ExpungeSet::DeletedAmong(vec![1])).await.unwrap(), Vec::<u32>::new());
-    assert_eq!(store.expunge(a, inbox_id, ExpungeSet::Exactly(vec![1])).await.unwrap(), [1]);
+    assert_eq!(
+        store
+            .expunge(a, inbox_id, ExpungeSet::AllDeleted)
+            .await
+            .unwrap(),
+        [3]
+    );
+    assert_eq!(
+        store
+            .expunge(a, inbox_id, ExpungeSet::DeletedAmong(vec![1]))
+            .await
+            .unwrap(),
+        Vec::<u32>::new()
+    );
+    assert_eq!(
+        store
+            .expunge(a, inbox_id, ExpungeSet::Exactly(vec![1]))
+            .await
+            .unwrap(),
+        [1]
+    );
     let info = store.mailbox(a, "INBOX").await.unwrap().unwrap().info;
-    assert_eq!((info.messages, info.uidnext), (0, 4), "UIDs are never reused");
-    let expunged = store.expunged_since(a, inbox_id, modseq_before).await.unwrap();
-    assert_eq!(expunged.len(), 3, "move and expunges are logged for VANISHED: {expunged:?}");
+    assert_eq!(
+        (info.messages, info.uidnext),
+        (0, 4),
+        "UIDs are never reused"
+    );
+    let expunged = store
+        .expunged_since(a, inbox_id, modseq_before)
+        .await
+        .unwrap();
+    assert_eq!(
+        expunged.len(),
+        3,
+        "move and expunges are logged for VANISHED: {expunged:?}"
+    );
     assert_consistent(&store).await;
 }
 
@@ -155,21 +275,41 @@ async fn quota_counter_exact_and_blob_freed_after_last_reference() {
     assert_eq!(store.quota_used(b).await.unwrap(), size);
 
     // A copy counts again; a move does not.
-    store.copy(a, inbox_a, vec![1], trash_a, None).await.unwrap();
+    store
+        .copy(a, inbox_a, vec![1], trash_a, None)
+        .await
+        .unwrap();
     assert_eq!(store.quota_used(a).await.unwrap(), 2 * size);
-    store.move_messages(a, trash_a, vec![1], inbox_a).await.unwrap();
+    store
+        .move_messages(a, trash_a, vec![1], inbox_a)
+        .await
+        .unwrap();
     assert_eq!(store.quota_used(a).await.unwrap(), 2 * size);
     // Over-quota copy is refused and changes nothing.
-    assert_eq!(store.copy(a, inbox_a, vec![1], trash_a, Some(2 * size)).await, Err(StoreError::OverQuota));
+    assert_eq!(
+        store
+            .copy(a, inbox_a, vec![1], trash_a, Some(2 * size))
+            .await,
+        Err(StoreError::OverQuota)
+    );
     assert_eq!(store.quota_used(a).await.unwrap(), 2 * size);
 
     let blob = store.list(a, inbox_a, 1..=1).await.unwrap()[0].1.blob;
     assert_eq!(read_all(&store, blob).await, bytes);
-    store.expunge(a, inbox_a, ExpungeSet::Exactly(vec![1, 2])).await.unwrap();
+    store
+        .expunge(a, inbox_a, ExpungeSet::Exactly(vec![1, 2]))
+        .await
+        .unwrap();
     assert_eq!(store.quota_used(a).await.unwrap(), 0);
     assert_eq!(read_all(&store, blob).await, bytes, "b still references it");
-    store.expunge(b, inbox_b, ExpungeSet::Exactly(vec![1])).await.unwrap();
-    assert!(store.open_blob(blob).await.is_err(), "freed after the last reference");
+    store
+        .expunge(b, inbox_b, ExpungeSet::Exactly(vec![1]))
+        .await
+        .unwrap();
+    assert!(
+        store.open_blob(blob).await.is_err(),
+        "freed after the last reference"
+    );
     let report = store.verify().await.unwrap();
     assert_eq!(report.blobs, 0);
     assert!(report.problems.is_empty(), "{:?}", report.problems);
@@ -181,13 +321,24 @@ async fn over_quota_target_fails_alone() {
     let store = open(&dir);
     let (a, b) = (account(&store).await, account(&store).await);
     let bytes = message(0, 5000);
-    let full = Target { quota_limit: Some(100), ..inbox(a) };
+    let full = Target {
+        quota_limit: Some(100),
+        ..inbox(a)
+    };
     let r = deliver(&store, &bytes, vec![full, inbox(b)]).await;
     assert_eq!(r[0], Err(StoreError::OverQuota));
     assert!(r[1].is_ok());
     assert_eq!(store.quota_used(a).await.unwrap(), 0);
     // Nobody takes it: the blob is not kept.
-    let r = deliver(&store, &bytes, vec![Target { quota_limit: Some(100), ..inbox(a) }]).await;
+    let r = deliver(
+        &store,
+        &bytes,
+        vec![Target {
+            quota_limit: Some(100),
+            ..inbox(a)
+        }],
+    )
+    .await;
     assert_eq!(r[0], Err(StoreError::OverQuota));
     assert_eq!(store.verify().await.unwrap().blobs, 1);
     assert_consistent(&store).await;
@@ -199,30 +350,93 @@ async fn folders_hierarchy_rename_delete() {
     let store = open(&dir);
     let a = account(&store).await;
     store.create_mailbox(a, "Work/Projects/2026").await.unwrap();
-    assert!(store.mailbox(a, "Work/Projects").await.unwrap().is_some(), "parents are created");
-    assert_eq!(store.create_mailbox(a, "Work").await, Err(StoreError::MailboxExists("Work".into())));
-    assert!(matches!(store.create_mailbox(a, "Bad//Name").await, Err(StoreError::InvalidName(_))));
+    assert!(
+        store.mailbox(a, "Work/Projects").await.unwrap().is_some(),
+        "parents are created"
+    );
+    assert_eq!(
+        store.create_mailbox(a, "Work").await,
+        Err(StoreError::MailboxExists("Work".into()))
+    );
+    assert!(matches!(
+        store.create_mailbox(a, "Bad//Name").await,
+        Err(StoreError::InvalidName(_))
+    ));
 
-    let work = store.mailbox(a, "Work/Projects/2026").await.unwrap().unwrap();
-    deliver(&store, &message(0, 100), vec![Target { mailbox: MailboxRef::Name("Work/Projects/2026".into()), ..inbox(a) }]).await;
+    let work = store
+        .mailbox(a, "Work/Projects/2026")
+        .await
+        .unwrap()
+        .unwrap();
+    deliver(
+        &store,
+        &message(0, 100),
+        vec![Target {
+            mailbox: MailboxRef::Name("Work/Projects/2026".into()),
+            ..inbox(a)
+        }],
+    )
+    .await;
     store.rename_mailbox(a, "Work", "Jobs").await.unwrap();
     assert!(store.mailbox(a, "Work").await.unwrap().is_none());
-    let renamed = store.mailbox(a, "Jobs/Projects/2026").await.unwrap().unwrap();
-    assert_eq!((renamed.id, renamed.info.uidvalidity, renamed.info.messages), (work.id, work.info.uidvalidity, 1));
+    let renamed = store
+        .mailbox(a, "Jobs/Projects/2026")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (renamed.id, renamed.info.uidvalidity, renamed.info.messages),
+        (work.id, work.info.uidvalidity, 1)
+    );
 
-    assert_eq!(store.delete_mailbox(a, "Jobs").await, Err(StoreError::HasChildren("Jobs".into())));
-    assert_eq!(store.delete_mailbox(a, "inbox").await, Err(StoreError::CannotDeleteInbox));
+    assert_eq!(
+        store.delete_mailbox(a, "Jobs").await,
+        Err(StoreError::HasChildren("Jobs".into()))
+    );
+    assert_eq!(
+        store.delete_mailbox(a, "inbox").await,
+        Err(StoreError::CannotDeleteInbox)
+    );
     store.delete_mailbox(a, "Jobs/Projects/2026").await.unwrap();
-    assert_eq!(store.quota_used(a).await.unwrap(), 0, "deleting a folder frees its quota");
+    assert_eq!(
+        store.quota_used(a).await.unwrap(),
+        0,
+        "deleting a folder frees its quota"
+    );
     store.create_mailbox(a, "Jobs/Projects/2026").await.unwrap();
-    let again = store.mailbox(a, "Jobs/Projects/2026").await.unwrap().unwrap();
-    assert_ne!(again.info.uidvalidity, work.info.uidvalidity, "re-created folder gets a new UIDVALIDITY");
+    let again = store
+        .mailbox(a, "Jobs/Projects/2026")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        again.info.uidvalidity, work.info.uidvalidity,
+        "re-created folder gets a new UIDVALIDITY"
+    );
 
     // RFC 3501 §6.3.5: renaming INBOX moves its messages and leaves it empty.
     deliver(&store, &message(1, 100), vec![inbox(a)]).await;
     store.rename_mailbox(a, "INBOX", "Old").await.unwrap();
-    assert_eq!(store.mailbox(a, "INBOX").await.unwrap().unwrap().info.messages, 0);
-    assert_eq!(store.mailbox(a, "Old").await.unwrap().unwrap().info.messages, 1);
+    assert_eq!(
+        store
+            .mailbox(a, "INBOX")
+            .await
+            .unwrap()
+            .unwrap()
+            .info
+            .messages,
+        0
+    );
+    assert_eq!(
+        store
+            .mailbox(a, "Old")
+            .await
+            .unwrap()
+            .unwrap()
+            .info
+            .messages,
+        1
+    );
     assert_consistent(&store).await;
 }
 
@@ -235,17 +449,37 @@ async fn change_feed_announces_appends_flags_expunges() {
     let mut feed = store.subscribe(a);
     deliver(&store, &message(0, 100), vec![inbox(a)]).await;
     store
-        .set_flags(a, inbox_id, vec![1], FlagOp::Add, Flags { system: Flags::FLAGGED, keywords: vec![] }, None)
+        .set_flags(
+            a,
+            inbox_id,
+            vec![1],
+            FlagOp::Add,
+            Flags {
+                system: Flags::FLAGGED,
+                keywords: vec![],
+            },
+            None,
+        )
         .await
         .unwrap();
-    store.expunge(a, inbox_id, ExpungeSet::Exactly(vec![1])).await.unwrap();
+    store
+        .expunge(a, inbox_id, ExpungeSet::Exactly(vec![1]))
+        .await
+        .unwrap();
     let mut kinds = Vec::new();
     for _ in 0..3 {
         let c = feed.recv().await.unwrap();
         assert_eq!((c.account, c.mailbox), (a, inbox_id));
         kinds.push(c.kind.clone());
     }
-    assert_eq!(kinds, [ChangeKind::Appended(vec![1]), ChangeKind::Flags(vec![1]), ChangeKind::Expunged(vec![1])]);
+    assert_eq!(
+        kinds,
+        [
+            ChangeKind::Appended(vec![1]),
+            ChangeKind::Flags(vec![1]),
+            ChangeKind::Expunged(vec![1])
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -257,7 +491,9 @@ async fn concurrent_deliveries_get_unique_uids() {
     let mut tasks = Vec::new();
     for _ in 0..64 {
         let (store, bytes) = (store.clone(), bytes.clone());
-        tasks.push(tokio::spawn(async move { deliver(&store, &bytes, vec![inbox(a)]).await }));
+        tasks.push(tokio::spawn(async move {
+            deliver(&store, &bytes, vec![inbox(a)]).await
+        }));
     }
     let mut uids = Vec::new();
     for t in tasks {
@@ -278,11 +514,27 @@ async fn reopen_keeps_everything() {
         let a = account(&store).await;
         store.create_mailbox(a, "Keep/Me").await.unwrap();
         deliver(&store, &bytes, vec![inbox(a)]).await;
-        (a, store.mailbox(a, "INBOX").await.unwrap().unwrap().info.uidvalidity)
+        (
+            a,
+            store
+                .mailbox(a, "INBOX")
+                .await
+                .unwrap()
+                .unwrap()
+                .info
+                .uidvalidity,
+        )
     };
     let store = open(&dir);
     let inbox_box = store.mailbox(a, "INBOX").await.unwrap().unwrap();
-    assert_eq!((inbox_box.info.uidvalidity, inbox_box.info.messages, inbox_box.info.uidnext), (validity, 1, 2));
+    assert_eq!(
+        (
+            inbox_box.info.uidvalidity,
+            inbox_box.info.messages,
+            inbox_box.info.uidnext
+        ),
+        (validity, 1, 2)
+    );
     assert!(store.mailbox(a, "Keep/Me").await.unwrap().is_some());
     let rec = store.message(a, inbox_box.id, 1).await.unwrap().unwrap();
     assert_eq!(read_all(&store, rec.blob).await, bytes);
@@ -294,28 +546,30 @@ async fn reopen_keeps_everything() {
     assert_consistent(&store).await;
 }
 
+/// Uploads that never reach a commit leave no chunks behind. (A crash between the
+/// chunks and the commit is the crash test's job: it SIGKILLs multi-chunk uploads.)
 #[tokio::test]
 async fn abandoned_upload_leaves_nothing() {
     let dir = TempDir::new().unwrap();
     let bytes = message(0, 2 * store::CHUNK_SIZE + 5);
-    {
-        let store = open(&dir);
-        // Dropped writer: chunks removed at once.
-        let mut w = store.blob_writer();
-        w.write(&bytes).await.unwrap();
-        drop(w);
-        // Simulated crash: chunks written, process gone before the commit.
-        let mut w = store.blob_writer();
-        w.write(&bytes).await.unwrap();
-        std::mem::forget(w);
-    }
     let store = open(&dir);
-    // The next blob writer starts on fresh ids and the store has no stray chunks.
+    // A client that disconnects mid-DATA: the writer is dropped.
+    let mut w = store.blob_writer();
+    w.write(&bytes).await.unwrap();
+    drop(w);
+    // A message received in full whose delivery is never attempted.
+    let mut w = store.blob_writer();
+    w.write(&bytes).await.unwrap();
+    drop(w.finish());
     let a = account(&store).await;
     deliver(&store, &message(1, 100), vec![inbox(a)]).await;
     let report = store.verify().await.unwrap();
-    assert_eq!(report.blobs, 1);
+    assert_eq!((report.blobs, report.pending_uploads), (1, 0));
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+    drop(store);
+    // And nothing is left for the next start to clean up either.
+    let store = open(&dir);
+    assert!(store.verify().await.unwrap().problems.is_empty());
 }
 
 #[tokio::test]
@@ -324,10 +578,19 @@ async fn remove_account_drops_mail_and_references() {
     let store = open(&dir);
     let (a, b) = (account(&store).await, account(&store).await);
     deliver(&store, &message(0, 1000), vec![inbox(a), inbox(b)]).await;
-    store.remove_account(a, vec![DirOp::Delete(format!("account/{a}").into_bytes())]).await.unwrap();
+    store
+        .remove_account(a, vec![DirOp::Delete(format!("account/{a}").into_bytes())])
+        .await
+        .unwrap();
     assert!(store.mailboxes(a).await.unwrap().is_empty());
     assert_eq!(store.quota_used(a).await, Err(StoreError::NoSuchAccount(a)));
-    assert_eq!(store.dir_get(format!("account/{a}").into_bytes()).await.unwrap(), None);
+    assert_eq!(
+        store
+            .dir_get(format!("account/{a}").into_bytes())
+            .await
+            .unwrap(),
+        None
+    );
     let report = store.verify().await.unwrap();
     assert_eq!(report.blobs, 1, "b still has it");
     assert!(report.problems.is_empty(), "{:?}", report.problems);
