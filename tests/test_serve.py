@@ -76,3 +76,34 @@ def test_second_daemon_on_same_data_dir_is_refused(server):
     server.ports = saved
     server.write_config()
     assert server.stop() == 0
+
+
+def test_quickstart_config_runs_from_a_fresh_checkout(tmp_path):
+    """README's quickstart: config/local.toml as shipped, in an empty directory."""
+    import shutil
+    import signal
+    import time
+
+    from conftest import ROOT
+
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config" / "local.toml", tmp_path / "config" / "local.toml")
+    proc = subprocess.Popen([BIN, "serve", "--config", "config/local.toml"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while not (tmp_path / "data" / "posthorn.sock").exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() < deadline, "quickstart server did not come up"
+            time.sleep(0.05)
+        assert (tmp_path / "certs" / "local-cert.pem").exists()
+        with socket.create_connection(("127.0.0.1", 2525), timeout=5) as s:
+            assert s.recv(100).startswith(b"421")
+        r = subprocess.run([BIN, "--config", "config/local.toml", "domain", "add", "example.org"],
+                           cwd=tmp_path, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "127.0.0.1:1993" in out and "account add" in out, out
