@@ -119,7 +119,7 @@ impl BlobWriter {
 impl Drop for BlobWriter {
     fn drop(&mut self) {
         if self.flushed > 0 {
-            discard(&self.db, self.id);
+            discard(self.db.clone(), self.id);
         }
     }
 }
@@ -138,9 +138,17 @@ fn write_chunk(db: &DB, id: BlobId, index: u32, chunk: &[u8]) -> Result<(), Stor
     Ok(())
 }
 
-/// Removes the chunks of a blob that will never be committed. Not synced: if this
-/// is lost in a crash, the pending marker makes `open` do it again.
-fn discard(db: &DB, id: BlobId) {
+/// Removes the chunks of a blob that will never be committed, off the reactor when
+/// dropped inside one. Not synced: if this is lost in a crash, the pending marker
+/// makes `open` do it again.
+fn discard(db: Arc<DB>, id: BlobId) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(move || discard_now(&db, id))),
+        Err(_) => discard_now(&db, id),
+    }
+}
+
+fn discard_now(db: &DB, id: BlobId) {
     let (Ok(blob_cf), Ok(meta_cf)) = (handle(db, keys::CF_BLOB), handle(db, keys::CF_META)) else {
         return;
     };
@@ -184,7 +192,7 @@ impl StagedBlob {
 impl Drop for StagedBlob {
     fn drop(&mut self) {
         if !self.committed && self.flushed > 0 {
-            discard(&self.db, self.id);
+            discard(self.db.clone(), self.id);
         }
     }
 }

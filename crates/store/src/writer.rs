@@ -170,14 +170,15 @@ fn run(db: &DB, feed: &Feed, rx: mpsc::Receiver<Job>) {
         if let Err(e) = &result {
             tracing::error!(error = %e, jobs = done.len(), "store commit failed");
         }
-        let ok = result.is_ok();
-        for complete in done {
-            complete(result.clone());
-        }
-        if ok {
+        // Publish before acknowledging: whoever sees a write succeed can rely on
+        // every subscriber having been told.
+        if result.is_ok() {
             for change in changes {
                 feed.publish(change);
             }
+        }
+        for complete in done {
+            complete(result.clone());
         }
     }
 }
