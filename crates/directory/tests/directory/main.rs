@@ -1,0 +1,51 @@
+//! Directory tests against a real store on disk.
+
+mod accounts;
+mod aliases;
+mod auth;
+mod autoresponder;
+mod blocklist;
+mod domains;
+mod forwarders;
+mod resolve;
+
+use directory::{Directory, DomainMode, Policy};
+use store::{Store, StoreOptions};
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A directory on a fresh store; the store lives as long as the `TempDir`.
+pub struct TestDirectory {
+    pub directory: Directory,
+    pub store: Store,
+    _dir: TempDir,
+}
+
+impl std::ops::Deref for TestDirectory {
+    type Target = Directory;
+
+    fn deref(&self) -> &Directory {
+        &self.directory
+    }
+}
+
+pub fn open(policy: Policy) -> TestDirectory {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    TestDirectory {
+        directory: Directory::new(store.clone(), policy),
+        store,
+        _dir: dir,
+    }
+}
+
+/// A directory with the authoritative domain `example.org`.
+pub async fn with_domain() -> TestDirectory {
+    let directory = open(Policy::default());
+    directory
+        .add_domain("example.org", DomainMode::Authoritative, None)
+        .await
+        .unwrap();
+    directory
+}
