@@ -4,6 +4,7 @@
 //! delivery's synced commit covers them (the WAL is one append-only stream) and
 //! removes the marker. A crash before that leaves a marker that `open` cleans up.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,6 +27,8 @@ pub struct BlobWriter {
     flushed: u32,
     size: u64,
     summary: Option<SummaryBuilder>,
+    /// The last byte written was CR (a CRLF may be split between writes).
+    last_cr: bool,
 }
 
 impl BlobWriter {
@@ -37,7 +40,33 @@ impl BlobWriter {
             flushed: 0,
             size: 0,
             summary: Some(SummaryBuilder::new(limits)),
+            last_cr: false,
         }
+    }
+
+    /// Stored messages end every line in CRLF (RFC 5322 §2.1): a bare LF becomes
+    /// CRLF, so the stored size is the size on the wire for POP3 LIST and IMAP
+    /// RFC822.SIZE, with no scan at read time.
+    fn normalize<'a>(&mut self, data: &'a [u8]) -> Cow<'a, [u8]> {
+        let mut prev_cr = self.last_cr;
+        let bare_lf = data.iter().any(|&b| {
+            let bare = b == b'\n' && !prev_cr;
+            prev_cr = b == b'\r';
+            bare
+        });
+        if !bare_lf {
+            self.last_cr = prev_cr;
+            return Cow::Borrowed(data);
+        }
+        let mut out = Vec::with_capacity(data.len() + data.len() / 16);
+        for &b in data {
+            if b == b'\n' && !self.last_cr {
+                out.push(b'\r');
+            }
+            out.push(b);
+            self.last_cr = b == b'\r';
+        }
+        Cow::Owned(out)
     }
 
     pub fn size(&self) -> u64 {
@@ -46,7 +75,8 @@ impl BlobWriter {
 
     /// Appends bytes; every full chunk is written off the async reactor.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        let mut rest = data;
+        let data = self.normalize(data);
+        let mut rest = &data[..];
         while let Some(chunk) = self.fill(&mut rest) {
             let db = self.db.clone();
             let (id, index) = (self.id, self.flushed);
@@ -67,7 +97,8 @@ impl BlobWriter {
 
     /// Same as [`BlobWriter::write`] for callers already off the reactor.
     pub fn write_blocking(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        let mut rest = data;
+        let data = self.normalize(data);
+        let mut rest = &data[..];
         while let Some(chunk) = self.fill(&mut rest) {
             if let Some(s) = self.summary.as_mut() {
                 s.feed(&chunk);

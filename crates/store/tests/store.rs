@@ -603,3 +603,25 @@ async fn remove_account_drops_mail_and_references() {
     assert_eq!(report.blobs, 1, "b still has it");
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+#[tokio::test]
+async fn bare_lf_is_stored_as_crlf_even_across_writes() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let a = account(&store).await;
+    let mut w = store.blob_writer();
+    // A CRLF split between two writes stays one CRLF; bare LFs gain a CR.
+    for part in [
+        &b"Subject: x\r"[..],
+        b"\nFrom: a@b\n\nline one\nline two\r\n",
+        b"end\n",
+    ] {
+        w.write(part).await.unwrap();
+    }
+    let r = store.deliver(w.finish(), vec![inbox(a)], 0).await.unwrap();
+    let expected = b"Subject: x\r\nFrom: a@b\r\n\r\nline one\r\nline two\r\nend\r\n";
+    let inbox_id = r[0].as_ref().unwrap().mailbox;
+    let rec = store.message(a, inbox_id, 1).await.unwrap().unwrap();
+    assert_eq!(rec.size, expected.len() as u64);
+    assert_eq!(read_all(&store, rec.blob).await, expected);
+}
