@@ -20,6 +20,8 @@ pub struct Config {
     #[serde(default)]
     pub directory: directory::Policy,
     #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
     pub log: Log,
 }
 
@@ -79,6 +81,20 @@ pub struct Dns {
     /// Resolvers for SPF and MX lookups; empty means the system resolver.
     #[serde(default)]
     pub nameservers: Vec<SocketAddr>,
+}
+
+/// `[auth]`: login policy shared by SMTP, IMAP and POP3. (Unknown keys are
+/// refused by the flattened policy: serde cannot combine flatten with
+/// deny_unknown_fields on this struct itself.)
+#[derive(Debug, Default, Deserialize)]
+pub struct Auth {
+    /// Accept passwords on connections without TLS (port 110/143/587 before
+    /// STARTTLS). Off: clients must use TLS, as RFC 8314 recommends.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Failure throttling and the auth cache.
+    #[serde(flatten)]
+    pub policy: directory::auth::AuthPolicy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +186,16 @@ key = "k.pem"
         let err =
             Config::parse(&format!("{MINIMAL}\n[listeners]\nsmtp = \"nonsense\"\n")).unwrap_err();
         assert!(err.contains("smtp"), "{err}");
+    }
+
+    #[test]
+    fn auth_section_takes_policy_keys_and_refuses_others() {
+        let c = Config::parse(&format!("{MINIMAL}\n[auth]\nallow_plaintext = true\nmax_failures_per_ip = 5\n"))
+            .expect("parses");
+        assert!(c.auth.allow_plaintext);
+        assert_eq!(c.auth.policy.max_failures_per_ip, 5);
+        let err = Config::parse(&format!("{MINIMAL}\n[auth]\nbogus = 1\n")).unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
     }
 
     #[test]
