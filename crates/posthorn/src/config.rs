@@ -19,8 +19,9 @@ pub struct Config {
     pub dns: Dns,
     #[serde(default)]
     pub directory: directory::Policy,
+    /// `[auth]`: failure throttling and the auth cache, shared by all protocols.
     #[serde(default)]
-    pub auth: Auth,
+    pub auth: directory::auth::AuthPolicy,
     #[serde(default)]
     pub log: Log,
 }
@@ -55,6 +56,10 @@ pub struct Tls {
     /// missing (the local quickstart); never for production.
     #[serde(default)]
     pub self_signed: bool,
+    /// Accept passwords on connections without TLS (ports 110/143/587 before
+    /// STARTTLS). Off: clients must use TLS first, as RFC 8314 recommends.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,20 +86,6 @@ pub struct Dns {
     /// Resolvers for SPF and MX lookups; empty means the system resolver.
     #[serde(default)]
     pub nameservers: Vec<SocketAddr>,
-}
-
-/// `[auth]`: login policy shared by SMTP, IMAP and POP3. (Unknown keys are
-/// refused by the flattened policy: serde cannot combine flatten with
-/// deny_unknown_fields on this struct itself.)
-#[derive(Debug, Default, Deserialize)]
-pub struct Auth {
-    /// Accept passwords on connections without TLS (port 110/143/587 before
-    /// STARTTLS). Off: clients must use TLS, as RFC 8314 recommends.
-    #[serde(default)]
-    pub allow_plaintext: bool,
-    /// Failure throttling and the auth cache.
-    #[serde(flatten)]
-    pub policy: directory::auth::AuthPolicy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,10 +181,9 @@ key = "k.pem"
 
     #[test]
     fn auth_section_takes_policy_keys_and_refuses_others() {
-        let c = Config::parse(&format!("{MINIMAL}\n[auth]\nallow_plaintext = true\nmax_failures_per_ip = 5\n"))
+        let c = Config::parse(&format!("{MINIMAL}\n[auth]\nmax_failures_per_ip = 5\n"))
             .expect("parses");
-        assert!(c.auth.allow_plaintext);
-        assert_eq!(c.auth.policy.max_failures_per_ip, 5);
+        assert_eq!(c.auth.max_failures_per_ip, 5);
         let err = Config::parse(&format!("{MINIMAL}\n[auth]\nbogus = 1\n")).unwrap_err();
         assert!(err.contains("bogus"), "{err}");
     }

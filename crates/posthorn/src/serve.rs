@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use delivery::Deliverer;
 use directory::Directory;
-use net::{Connection, ListenerSpec, ServeConfig, TlsHandle};
+use directory::auth::Authenticator;
+use net::{Connection, Handler, ListenerSpec, ServeConfig, TlsHandle};
 use store::{Store, StoreOptions};
-use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -40,17 +41,75 @@ fn listener_specs(config: &Config) -> Vec<ListenerSpec> {
         .collect()
 }
 
-/// Until a protocol's sessions land, its listener answers with that protocol's
-/// own temporary-failure greeting, so clients retry instead of hanging.
-fn placeholder_greeting(listener: &str, hostname: &str) -> Vec<u8> {
+/// What the protocol handlers share.
+struct Services {
+    hostname: String,
+    max_message_size: u64,
+    directory: Directory,
+    deliverer: Deliverer,
+    allow_plaintext_auth: bool,
+    store: Store,
+    auth: Authenticator,
+}
+
+/// The session handler for one listener.
+fn handler_for(listener: &str, services: &Services) -> Arc<dyn Handler> {
     match listener {
-        "smtp" | "submission" | "submissions" => {
-            format!("421 4.3.2 {hostname} service not available yet, try again later\r\n")
-        }
-        "imap" | "imaps" => "* BYE [UNAVAILABLE] IMAP service not available yet\r\n".into(),
-        _ => "-ERR [SYS/TEMP] POP3 service not available yet\r\n".into(),
+        "smtp" | "submission" | "submissions" => smtp_handler(listener, services),
+        "imap" | "imaps" => imap_handler(services),
+        _ => pop3_handler(services),
     }
-    .into_bytes()
+}
+
+fn smtp_handler(listener: &str, services: &Services) -> Arc<dyn Handler> {
+    let kind = match listener {
+        "smtp" => smtp::ListenerKind::Mx,
+        "submission" => smtp::ListenerKind::Submission,
+        _ => smtp::ListenerKind::Submissions,
+    };
+    let mut config = smtp::SmtpConfig::new(services.hostname.clone(), kind);
+    config.max_message_size = services.max_message_size;
+    config.allow_plaintext_auth = services.allow_plaintext_auth;
+    let server = smtp::SmtpServer::new(
+        config,
+        services.deliverer.clone(),
+        services.directory.clone(),
+        services.auth.clone(),
+    );
+    Arc::new(move |conn: Connection| {
+        let server = server.clone();
+        async move { server.handle(conn).await }
+    })
+}
+
+/// Until IMAP sessions land, its listeners answer with a temporary-failure
+/// greeting, so clients retry instead of hanging.
+fn imap_handler(services: &Services) -> Arc<dyn Handler> {
+    let config = imap::ImapConfig {
+        allow_plaintext_auth: services.allow_plaintext_auth,
+        max_message_size: services.max_message_size,
+    };
+    let server = imap::ImapServer::new(
+        config,
+        services.store.clone(),
+        services.directory.clone(),
+        services.auth.clone(),
+    );
+    Arc::new(move |conn: Connection| {
+        let server = server.clone();
+        async move { server.handle(conn).await }
+    })
+}
+
+fn pop3_handler(services: &Services) -> Arc<dyn Handler> {
+    let config = pop3::Pop3Config {
+        allow_plaintext_auth: services.allow_plaintext_auth,
+    };
+    let server = pop3::Pop3Server::new(config, services.store.clone(), services.auth.clone());
+    Arc::new(move |conn: Connection| {
+        let server = server.clone();
+        async move { server.handle(conn).await }
+    })
 }
 
 fn load_tls(config: &Config) -> Result<TlsHandle, String> {
@@ -77,6 +136,15 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
         )
     })?;
     let directory = Directory::new(store.clone(), config.directory.clone());
+    let services = Services {
+        hostname: config.server.hostname.clone(),
+        max_message_size: config.limits.max_message_size,
+        directory: directory.clone(),
+        deliverer: Deliverer::new(store.clone(), directory.clone()),
+        allow_plaintext_auth: config.tls.allow_plaintext_auth,
+        store: store.clone(),
+        auth: Authenticator::new(directory.clone(), config.auth.clone()),
+    };
 
     let mut bound = Vec::new();
     for spec in listener_specs(&config) {
@@ -95,14 +163,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
     for listener in bound {
         let name = listener.spec().name.clone();
         banner.push_str(&format!("  {:<12} {}\n", name, listener.local_addr()));
-        let greeting: Arc<[u8]> = placeholder_greeting(&name, &config.server.hostname).into();
-        let handler = Arc::new(move |mut conn: Connection| {
-            let greeting = greeting.clone();
-            async move {
-                let _ = conn.stream.write_all(&greeting).await;
-                let _ = conn.stream.shutdown().await;
-            }
-        });
+        let handler = handler_for(&name, &services);
         tasks.spawn(net::serve(
             listener,
             serve_cfg.clone(),
