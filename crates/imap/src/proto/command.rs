@@ -1,0 +1,1313 @@
+//! Command grammar (RFC 3501 §9, the parts this server implements). Input is
+//! one whole command as received: lines with their literals embedded as on the
+//! wire (`{n}\r\n` followed by n bytes). No I/O; every failure is a
+//! [`ParseError`], never a panic.
+
+use store::{FlagOp, Flags};
+
+use super::date::{parse_date, parse_date_time};
+use super::seqset::SeqSet;
+
+/// Nesting of parentheses and NOT/OR in SEARCH.
+pub const MAX_DEPTH: usize = 16;
+/// Items in one list (FETCH attributes, flags, header fields, search keys).
+const MAX_LIST: usize = 1000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Login {
+        user: String,
+        password: Vec<u8>,
+    },
+    Authenticate {
+        mechanism: String,
+        initial: Option<String>,
+    },
+    Select {
+        mailbox: String,
+        read_only: bool,
+    },
+    Create(String),
+    Delete(String),
+    Rename(String, String),
+    Subscribe(String, bool),
+    List(ListCommand),
+    Status {
+        mailbox: String,
+        items: Vec<StatusItem>,
+    },
+    Check,
+    Close,
+    Unselect,
+    Expunge {
+        uids: Option<SeqSet>,
+    },
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        items: Vec<FetchAtt>,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        op: FlagOp,
+        silent: bool,
+        flags: Flags,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+        moving: bool,
+    },
+    Search {
+        uid: bool,
+        key: SearchKey,
+    },
+    Idle,
+    /// GETQUOTAROOT (RFC 9208 §4.3.2).
+    GetQuotaRoot(String),
+    /// GETQUOTA (RFC 9208 §4.3.1); the root name.
+    GetQuota(String),
+    Namespace,
+    Enable,
+    Id,
+}
+
+/// LIST and LSUB, with the parts of LIST-EXTENDED (RFC 5258) clients send
+/// most: selection options SUBSCRIBED and SPECIAL-USE (RFC 6154 §5.1),
+/// several patterns, and RETURN (STATUS ...) (RFC 5819). Other options are
+/// accepted and have no effect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListCommand {
+    pub lsub: bool,
+    pub reference: String,
+    pub patterns: Vec<String>,
+    pub subscribed_only: bool,
+    pub special_use_only: bool,
+    pub status: Option<Vec<StatusItem>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Size,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchAtt {
+    Flags,
+    Uid,
+    InternalDate,
+    Rfc822Size,
+    Envelope,
+    BodyStructure,
+    /// `BODY` without a section: BODYSTRUCTURE without extension data.
+    Body,
+    Section {
+        /// `BODY.PEEK[...]`, RFC822.HEADER: does not set \Seen.
+        peek: bool,
+        section: Section,
+        partial: Option<(u32, u32)>,
+        /// How the response names it: RFC822, RFC822.HEADER, RFC822.TEXT keep
+        /// their names (RFC 3501 §7.4.2).
+        legacy: Option<&'static str>,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Section {
+    pub part: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    HeaderFields { not: bool, fields: Vec<String> },
+    Text,
+    Mime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    And(Vec<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Not(Box<SearchKey>),
+    Seq(SeqSet),
+    Uid(SeqSet),
+    /// A system flag bit set (`true`) or clear.
+    Flag(u8, bool),
+    Keyword(String, bool),
+    /// RECENT, NEW: this server never reports messages as recent.
+    None,
+    Larger(u64),
+    Smaller(u64),
+    /// Internal date, in days since the epoch.
+    Before(i64),
+    On(i64),
+    Since(i64),
+    /// Field name (lowercase) and substring.
+    Header(String, String),
+    Body(String),
+    Text(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Syntax error; the tag when one could be read.
+    Bad(Option<String>, String),
+}
+
+impl ParseError {
+    pub fn tag(&self) -> Option<&str> {
+        let ParseError::Bad(tag, _) = self;
+        tag.as_deref()
+    }
+
+    pub fn message(&self) -> &str {
+        let ParseError::Bad(_, m) = self;
+        m
+    }
+}
+
+type R<T> = Result<T, String>;
+
+/// The tag of a command line, if it has a valid one.
+pub fn tag_of(input: &[u8]) -> Option<String> {
+    let mut p = Parser::new(input);
+    p.tag().ok()
+}
+
+/// Parses one command: `(tag, command)`.
+pub fn parse(input: &[u8]) -> Result<(String, Command), ParseError> {
+    let mut p = Parser::new(input);
+    let tag = p.tag().map_err(|e| ParseError::Bad(None, e))?;
+    let cmd = p
+        .sp()
+        .and_then(|()| p.command())
+        .and_then(|c| p.end().map(|()| c))
+        .map_err(|e| ParseError::Bad(Some(tag.clone()), e))?;
+    Ok((tag, cmd))
+}
+
+/// What an APPEND says before its message literal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendHead {
+    pub tag: String,
+    pub mailbox: String,
+    pub flags: Flags,
+    pub date: Option<i64>,
+}
+
+/// Parses `tag APPEND mailbox [flags] [date-time] ` (up to the message
+/// literal); `None` unless it is exactly that.
+pub fn parse_append_head(input: &[u8]) -> Option<AppendHead> {
+    let mut p = Parser::new(input);
+    let tag = p.tag().ok()?;
+    p.sp().ok()?;
+    if !p.atom().ok()?.eq_ignore_ascii_case("APPEND") {
+        return None;
+    }
+    p.sp().ok()?;
+    let mailbox = p.mailbox().ok()?;
+    p.sp().ok()?;
+    let mut flags = Flags::default();
+    if p.peek() == Some(b'(') {
+        flags = p.flag_list().ok()?;
+        p.sp().ok()?;
+    }
+    let mut date = None;
+    if p.peek() == Some(b'"') {
+        let s = p.quoted().ok()?;
+        date = Some(parse_date_time(&s)?);
+        p.sp().ok()?;
+    }
+    p.end().ok()?;
+    Some(AppendHead {
+        tag,
+        mailbox,
+        flags,
+        date,
+    })
+}
+
+/// A `{n}` or `{n+}` at the end of a line: `(n, non_synchronizing)`. `n` is
+/// u64 so `{4294967295}` and larger are seen as what they are and refused.
+pub fn literal_suffix(line: &[u8]) -> Option<(u64, bool)> {
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let mut digits = &inner[open + 1..];
+    let plus = digits.last() == Some(&b'+');
+    if plus {
+        digits = &digits[..digits.len() - 1];
+    }
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((n, plus))
+}
+
+struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    depth: usize,
+}
+
+fn is_atom_char(b: u8) -> bool {
+    // RFC 3501 §9 ATOM-CHAR: CHAR except atom-specials.
+    b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
+}
+
+impl<'a> Parser<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Parser {
+            buf,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn end(&self) -> R<()> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err("unexpected characters at the end of the command".into())
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    fn expect(&mut self, b: u8) -> R<()> {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}'", b as char))
+        }
+    }
+
+    fn sp(&mut self) -> R<()> {
+        self.expect(b' ')
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+        &self.buf[start..self.pos]
+    }
+
+    fn tag(&mut self) -> R<String> {
+        let t = self.take_while(|b| is_atom_char(b) && b != b'+');
+        if t.is_empty() {
+            return Err("missing tag".into());
+        }
+        Ok(String::from_utf8_lossy(t).into_owned())
+    }
+
+    fn atom(&mut self) -> R<String> {
+        let a = self.take_while(is_atom_char);
+        if a.is_empty() {
+            return Err("expected an atom".into());
+        }
+        Ok(String::from_utf8_lossy(a).into_owned())
+    }
+
+    fn number(&mut self) -> R<u64> {
+        let d = self.take_while(|b| b.is_ascii_digit());
+        if d.is_empty() || d.len() > 19 {
+            return Err("expected a number".into());
+        }
+        std::str::from_utf8(d)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| "expected a number".into())
+    }
+
+    fn number32(&mut self) -> R<u32> {
+        u32::try_from(self.number()?).map_err(|_| "number too large".into())
+    }
+
+    fn quoted_bytes(&mut self) -> R<Vec<u8>> {
+        self.expect(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some(b'\r' | b'\n' | 0) => return Err("unterminated quoted string".into()),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => out.push(c),
+                        _ => return Err("bad escape in quoted string".into()),
+                    }
+                    self.pos += 1;
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    fn quoted(&mut self) -> R<String> {
+        let b = self.quoted_bytes()?;
+        String::from_utf8(b).map_err(|_| "invalid UTF-8".into())
+    }
+
+    fn literal(&mut self) -> R<Vec<u8>> {
+        self.expect(b'{')?;
+        let n = self.number()?;
+        if self.peek() == Some(b'+') {
+            self.pos += 1;
+        }
+        self.expect(b'}')?;
+        self.expect(b'\r')?;
+        self.expect(b'\n')?;
+        let n = usize::try_from(n).map_err(|_| "literal too large")?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let end = end.ok_or("literal longer than the data")?;
+        let out = self.buf[self.pos..end].to_vec();
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn string_bytes(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted_bytes(),
+            Some(b'{') => self.literal(),
+            _ => Err("expected a string".into()),
+        }
+    }
+
+    fn astring_bytes(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string_bytes(),
+            // ASTRING-CHAR includes ']' (resp-specials).
+            _ => {
+                let a = self.take_while(|b| is_atom_char(b) || b == b']');
+                if a.is_empty() {
+                    return Err("expected a string".into());
+                }
+                Ok(a.to_vec())
+            }
+        }
+    }
+
+    fn astring(&mut self) -> R<String> {
+        String::from_utf8(self.astring_bytes()?).map_err(|_| "invalid UTF-8".into())
+    }
+
+    /// A mailbox name, decoded from modified UTF-7 (RFC 3501 §5.1.3) when
+    /// it is valid modified UTF-7.
+    fn mailbox(&mut self) -> R<String> {
+        let s = self.astring()?;
+        Ok(super::utf7::decode(&s).unwrap_or(s))
+    }
+
+    /// `list-mailbox`: like astring but `%` and `*` are allowed.
+    fn list_mailbox(&mut self) -> R<String> {
+        let s = match self.peek() {
+            Some(b'"' | b'{') => self.astring()?,
+            _ => {
+                let a = self.take_while(|b| is_atom_char(b) || b"%*]".contains(&b));
+                if a.is_empty() {
+                    return Err("expected a mailbox pattern".into());
+                }
+                String::from_utf8_lossy(a).into_owned()
+            }
+        };
+        Ok(super::utf7::decode(&s).unwrap_or(s))
+    }
+
+    fn flag(&mut self) -> R<Flag> {
+        let backslash = self.peek() == Some(b'\\');
+        if backslash {
+            self.pos += 1;
+            if self.peek() == Some(b'*') {
+                self.pos += 1;
+                return Err("\\* is not a flag".into());
+            }
+        }
+        let name = self.atom()?;
+        if !backslash {
+            return Ok(Flag::Keyword(name));
+        }
+        let bit = match name.to_ascii_lowercase().as_str() {
+            "seen" => Flags::SEEN,
+            "answered" => Flags::ANSWERED,
+            "flagged" => Flags::FLAGGED,
+            "deleted" => Flags::DELETED,
+            "draft" => Flags::DRAFT,
+            // \Recent cannot be set by clients; other \-flags do not exist.
+            _ => return Err(format!("unknown flag \\{name}")),
+        };
+        Ok(Flag::System(bit))
+    }
+
+    fn flags_until_close(&mut self, mut flags: Flags) -> R<Flags> {
+        let mut n = 0;
+        while self.peek() != Some(b')') {
+            if n > 0 {
+                self.sp()?;
+            }
+            n += 1;
+            if n > MAX_LIST {
+                return Err("too many flags".into());
+            }
+            match self.flag()? {
+                Flag::System(b) => flags.system |= b,
+                Flag::Keyword(k) => {
+                    if !flags.keywords.iter().any(|x| x.eq_ignore_ascii_case(&k)) {
+                        flags.keywords.push(k);
+                    }
+                }
+            }
+        }
+        self.pos += 1;
+        Ok(flags)
+    }
+
+    fn flag_list(&mut self) -> R<Flags> {
+        self.expect(b'(')?;
+        self.flags_until_close(Flags::default())
+    }
+
+    fn seq_set(&mut self) -> R<SeqSet> {
+        let s = self.take_while(|b| b.is_ascii_digit() || b":,*".contains(&b));
+        SeqSet::parse(s).ok_or_else(|| "invalid sequence set".into())
+    }
+
+    fn command(&mut self) -> R<Command> {
+        let name = self.atom()?.to_ascii_uppercase();
+        Ok(match name.as_str() {
+            "CAPABILITY" => Command::Capability,
+            "NOOP" => Command::Noop,
+            "LOGOUT" => Command::Logout,
+            "STARTTLS" => Command::StartTls,
+            "CHECK" => Command::Check,
+            "CLOSE" => Command::Close,
+            "UNSELECT" => Command::Unselect,
+            "IDLE" => Command::Idle,
+            "NAMESPACE" => Command::Namespace,
+            "EXPUNGE" => Command::Expunge { uids: None },
+            "LOGIN" => {
+                self.sp()?;
+                let user = self.astring()?;
+                self.sp()?;
+                let password = self.astring_bytes()?;
+                Command::Login { user, password }
+            }
+            "AUTHENTICATE" => {
+                self.sp()?;
+                let mechanism = self.atom()?.to_ascii_uppercase();
+                let initial = if self.at_end() {
+                    None
+                } else {
+                    self.sp()?;
+                    // SASL-IR (RFC 4959): base64 or "=" for empty.
+                    let t = self.take_while(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+                    Some(String::from_utf8_lossy(t).into_owned())
+                };
+                Command::Authenticate { mechanism, initial }
+            }
+            "SELECT" | "EXAMINE" => {
+                self.sp()?;
+                Command::Select {
+                    mailbox: self.mailbox()?,
+                    read_only: name == "EXAMINE",
+                }
+            }
+            "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
+                self.sp()?;
+                let m = self.mailbox()?;
+                match name.as_str() {
+                    "CREATE" => Command::Create(m),
+                    "DELETE" => Command::Delete(m),
+                    _ => Command::Subscribe(m, name == "SUBSCRIBE"),
+                }
+            }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                Command::GetQuotaRoot(self.mailbox()?)
+            }
+            "GETQUOTA" => {
+                self.sp()?;
+                Command::GetQuota(self.astring()?)
+            }
+            "RENAME" => {
+                self.sp()?;
+                let from = self.mailbox()?;
+                self.sp()?;
+                Command::Rename(from, self.mailbox()?)
+            }
+            "LIST" | "LSUB" => {
+                self.sp()?;
+                self.list(name == "LSUB")?
+            }
+            "STATUS" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                Command::Status {
+                    mailbox,
+                    items: self.status_items()?,
+                }
+            }
+            "ENABLE" => {
+                // Nothing enableable is advertised; accept and enable nothing
+                // (RFC 5161 §3.1).
+                self.sp()?;
+                self.atom()?;
+                while !self.at_end() {
+                    self.sp()?;
+                    self.atom()?;
+                }
+                Command::Enable
+            }
+            "ID" => {
+                // RFC 2971: the client's parameters are only logged by peers;
+                // we accept any well-formed list and ignore it.
+                self.sp()?;
+                if self.peek() == Some(b'(') {
+                    self.pos += 1;
+                    let mut n = 0;
+                    while self.peek() != Some(b')') {
+                        if n > 0 {
+                            self.sp()?;
+                        }
+                        n += 1;
+                        if n > 60 {
+                            return Err("too many ID fields".into());
+                        }
+                        self.nstring()?;
+                    }
+                    self.pos += 1;
+                } else {
+                    self.nil()?;
+                }
+                Command::Id
+            }
+            "UID" => {
+                self.sp()?;
+                let sub = self.atom()?.to_ascii_uppercase();
+                self.sp()?;
+                match sub.as_str() {
+                    "FETCH" => self.fetch(true)?,
+                    "STORE" => self.store(true)?,
+                    "COPY" | "MOVE" => self.copy(true, sub == "MOVE")?,
+                    "SEARCH" => self.search(true)?,
+                    "EXPUNGE" => Command::Expunge {
+                        uids: Some(self.seq_set()?),
+                    },
+                    _ => return Err(format!("unknown UID command {sub}")),
+                }
+            }
+            "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" => {
+                self.sp()?;
+                match name.as_str() {
+                    "FETCH" => self.fetch(false)?,
+                    "STORE" => self.store(false)?,
+                    "SEARCH" => self.search(false)?,
+                    _ => self.copy(false, name == "MOVE")?,
+                }
+            }
+            "APPEND" => return Err("APPEND needs a message literal".into()),
+            _ => return Err(format!("unknown command {name}")),
+        })
+    }
+
+    fn status_items(&mut self) -> R<Vec<StatusItem>> {
+        self.expect(b'(')?;
+        let mut items = Vec::new();
+        while self.peek() != Some(b')') {
+            if !items.is_empty() {
+                self.sp()?;
+            }
+            if items.len() >= MAX_LIST {
+                return Err("too many items".into());
+            }
+            items.push(match self.atom()?.to_ascii_uppercase().as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "RECENT" => StatusItem::Recent,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "SIZE" => StatusItem::Size,
+                other => return Err(format!("unknown status item {other}")),
+            });
+        }
+        self.pos += 1;
+        if items.is_empty() {
+            return Err("empty status item list".into());
+        }
+        Ok(items)
+    }
+
+    /// `( word *(SP word) )`, words as uppercase atoms.
+    fn atom_list(&mut self) -> R<Vec<String>> {
+        self.expect(b'(')?;
+        let mut words = Vec::new();
+        while self.peek() != Some(b')') {
+            if !words.is_empty() {
+                self.sp()?;
+            }
+            if words.len() >= MAX_LIST {
+                return Err("too many options".into());
+            }
+            words.push(self.atom()?.to_ascii_uppercase());
+        }
+        self.pos += 1;
+        Ok(words)
+    }
+
+    fn list(&mut self, lsub: bool) -> R<Command> {
+        let mut l = ListCommand {
+            lsub,
+            ..ListCommand::default()
+        };
+        if !lsub && self.peek() == Some(b'(') {
+            for opt in self.atom_list()? {
+                match opt.as_str() {
+                    "SUBSCRIBED" => l.subscribed_only = true,
+                    "SPECIAL-USE" => l.special_use_only = true,
+                    _ => {}
+                }
+            }
+            self.sp()?;
+        }
+        l.reference = self.mailbox()?;
+        self.sp()?;
+        if !lsub && self.peek() == Some(b'(') {
+            self.pos += 1;
+            while self.peek() != Some(b')') {
+                if !l.patterns.is_empty() {
+                    self.sp()?;
+                }
+                if l.patterns.len() >= MAX_LIST {
+                    return Err("too many patterns".into());
+                }
+                l.patterns.push(self.list_mailbox()?);
+            }
+            self.pos += 1;
+            if l.patterns.is_empty() {
+                return Err("empty pattern list".into());
+            }
+        } else {
+            l.patterns.push(self.list_mailbox()?);
+        }
+        if !lsub && !self.at_end() {
+            self.sp()?;
+            if !self.atom()?.eq_ignore_ascii_case("RETURN") {
+                return Err("expected RETURN".into());
+            }
+            self.sp()?;
+            self.expect(b'(')?;
+            let mut n = 0;
+            while self.peek() != Some(b')') {
+                if n > 0 {
+                    self.sp()?;
+                }
+                n += 1;
+                if n > MAX_LIST {
+                    return Err("too many return options".into());
+                }
+                if self.atom()?.eq_ignore_ascii_case("STATUS") {
+                    self.sp()?;
+                    l.status = Some(self.status_items()?);
+                }
+            }
+            self.pos += 1;
+        }
+        Ok(Command::List(l))
+    }
+
+    fn nil(&mut self) -> R<()> {
+        let a = self.atom()?;
+        if a.eq_ignore_ascii_case("NIL") {
+            Ok(())
+        } else {
+            Err("expected NIL".into())
+        }
+    }
+
+    fn nstring(&mut self) -> R<()> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string_bytes().map(drop),
+            _ => self.nil(),
+        }
+    }
+
+    fn fetch(&mut self, uid: bool) -> R<Command> {
+        let set = self.seq_set()?;
+        self.sp()?;
+        let mut items = Vec::new();
+        if self.peek() == Some(b'(') {
+            self.pos += 1;
+            while self.peek() != Some(b')') {
+                if !items.is_empty() {
+                    self.sp()?;
+                }
+                if items.len() >= MAX_LIST {
+                    return Err("too many fetch items".into());
+                }
+                items.push(self.fetch_att()?);
+            }
+            self.pos += 1;
+            if items.is_empty() {
+                return Err("empty fetch item list".into());
+            }
+        } else {
+            let save = self.pos;
+            let word = self.atom()?.to_ascii_uppercase();
+            // RFC 3501 §6.4.5 macros.
+            let fast = [
+                FetchAtt::Flags,
+                FetchAtt::InternalDate,
+                FetchAtt::Rfc822Size,
+            ];
+            match word.as_str() {
+                "ALL" => items.extend(fast.into_iter().chain([FetchAtt::Envelope])),
+                "FAST" => items.extend(fast),
+                "FULL" => {
+                    items.extend(fast.into_iter().chain([FetchAtt::Envelope, FetchAtt::Body]))
+                }
+                _ => {
+                    self.pos = save;
+                    items.push(self.fetch_att()?);
+                }
+            }
+        }
+        if uid && !items.contains(&FetchAtt::Uid) {
+            // RFC 3501 §6.4.8: UID FETCH always reports the UID.
+            items.insert(0, FetchAtt::Uid);
+        }
+        Ok(Command::Fetch { uid, set, items })
+    }
+
+    fn fetch_att(&mut self) -> R<FetchAtt> {
+        let name = self
+            .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
+            .to_ascii_uppercase();
+        let section = |peek, legacy, text| FetchAtt::Section {
+            peek,
+            section: Section { part: vec![], text },
+            partial: None,
+            legacy: Some(legacy),
+        };
+        Ok(match &name[..] {
+            b"FLAGS" => FetchAtt::Flags,
+            b"UID" => FetchAtt::Uid,
+            b"INTERNALDATE" => FetchAtt::InternalDate,
+            b"RFC822.SIZE" => FetchAtt::Rfc822Size,
+            b"ENVELOPE" => FetchAtt::Envelope,
+            b"BODYSTRUCTURE" => FetchAtt::BodyStructure,
+            b"RFC822" => section(false, "RFC822", None),
+            b"RFC822.HEADER" => section(true, "RFC822.HEADER", Some(SectionText::Header)),
+            b"RFC822.TEXT" => section(false, "RFC822.TEXT", Some(SectionText::Text)),
+            b"BODY" | b"BODY.PEEK" => {
+                if self.peek() != Some(b'[') {
+                    if &name[..] == b"BODY" {
+                        return Ok(FetchAtt::Body);
+                    }
+                    return Err("BODY.PEEK needs a section".into());
+                }
+                self.pos += 1;
+                let section = self.section()?;
+                self.expect(b']')?;
+                let partial = if self.peek() == Some(b'<') {
+                    self.pos += 1;
+                    let start = self.number32()?;
+                    self.expect(b'.')?;
+                    let len = self.number32()?;
+                    if len == 0 {
+                        return Err("partial length must be positive".into());
+                    }
+                    self.expect(b'>')?;
+                    Some((start, len))
+                } else {
+                    None
+                };
+                FetchAtt::Section {
+                    peek: &name[..] == b"BODY.PEEK",
+                    section,
+                    partial,
+                    legacy: None,
+                }
+            }
+            _ => return Err("unknown fetch item".into()),
+        })
+    }
+
+    fn section(&mut self) -> R<Section> {
+        let mut s = Section::default();
+        loop {
+            if self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                let n = self.number32()?;
+                if n == 0 || s.part.len() >= MAX_DEPTH * 4 {
+                    return Err("invalid section part".into());
+                }
+                s.part.push(n);
+                if self.peek() == Some(b'.') {
+                    self.pos += 1;
+                    continue;
+                }
+                return Ok(s);
+            }
+            break;
+        }
+        if self.peek() == Some(b']') {
+            if !s.part.is_empty() {
+                return Err("invalid section".into());
+            }
+            return Ok(s);
+        }
+        let word = self
+            .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
+            .to_ascii_uppercase();
+        s.text = Some(match &word[..] {
+            b"HEADER" => SectionText::Header,
+            b"TEXT" => SectionText::Text,
+            b"MIME" if !s.part.is_empty() => SectionText::Mime,
+            b"HEADER.FIELDS" | b"HEADER.FIELDS.NOT" => {
+                self.sp()?;
+                self.expect(b'(')?;
+                let mut fields = Vec::new();
+                while self.peek() != Some(b')') {
+                    if !fields.is_empty() {
+                        self.sp()?;
+                    }
+                    if fields.len() >= MAX_LIST {
+                        return Err("too many header fields".into());
+                    }
+                    fields.push(self.astring()?.to_ascii_lowercase());
+                }
+                self.pos += 1;
+                if fields.is_empty() {
+                    return Err("empty header field list".into());
+                }
+                SectionText::HeaderFields {
+                    not: word.ends_with(b".NOT"),
+                    fields,
+                }
+            }
+            _ => return Err("invalid section".into()),
+        });
+        Ok(s)
+    }
+
+    fn store(&mut self, uid: bool) -> R<Command> {
+        let set = self.seq_set()?;
+        self.sp()?;
+        let item = self.take_while(|b| b.is_ascii_alphabetic() || b"+-.".contains(&b));
+        let item = item.to_ascii_uppercase();
+        let (op, rest) = match item.first() {
+            Some(b'+') => (FlagOp::Add, &item[1..]),
+            Some(b'-') => (FlagOp::Remove, &item[1..]),
+            _ => (FlagOp::Replace, &item[..]),
+        };
+        let silent = match rest {
+            b"FLAGS" => false,
+            b"FLAGS.SILENT" => true,
+            _ => return Err("expected FLAGS or FLAGS.SILENT".into()),
+        };
+        self.sp()?;
+        let flags = if self.peek() == Some(b'(') {
+            self.flag_list()?
+        } else {
+            // RFC 3501 §9: a flag list without parentheses.
+            let mut flags = Flags::default();
+            loop {
+                match self.flag()? {
+                    Flag::System(b) => flags.system |= b,
+                    Flag::Keyword(k) => flags.keywords.push(k),
+                }
+                if self.at_end() {
+                    break;
+                }
+                self.sp()?;
+                if flags.keywords.len() >= MAX_LIST {
+                    return Err("too many flags".into());
+                }
+            }
+            flags
+        };
+        Ok(Command::Store {
+            uid,
+            set,
+            op,
+            silent,
+            flags,
+        })
+    }
+
+    fn copy(&mut self, uid: bool, moving: bool) -> R<Command> {
+        let set = self.seq_set()?;
+        self.sp()?;
+        Ok(Command::Copy {
+            uid,
+            set,
+            mailbox: self.mailbox()?,
+            moving,
+        })
+    }
+
+    fn search(&mut self, uid: bool) -> R<Command> {
+        let save = self.pos;
+        if self.atom()?.eq_ignore_ascii_case("CHARSET") {
+            self.sp()?;
+            let charset = self.astring()?;
+            if !charset.eq_ignore_ascii_case("UTF-8") && !charset.eq_ignore_ascii_case("US-ASCII") {
+                return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+            }
+            self.sp()?;
+        } else {
+            self.pos = save;
+        }
+        let mut keys = vec![self.search_key()?];
+        while !self.at_end() {
+            self.sp()?;
+            if keys.len() >= MAX_LIST {
+                return Err("too many search keys".into());
+            }
+            keys.push(self.search_key()?);
+        }
+        let key = if keys.len() == 1 {
+            keys.remove(0)
+        } else {
+            SearchKey::And(keys)
+        };
+        Ok(Command::Search { uid, key })
+    }
+
+    fn search_key(&mut self) -> R<SearchKey> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err("search nested too deeply".into());
+        }
+        let key = self.search_key_inner();
+        self.depth -= 1;
+        key
+    }
+
+    fn search_string(&mut self) -> R<String> {
+        self.sp()?;
+        self.astring()
+    }
+
+    fn search_date(&mut self) -> R<i64> {
+        self.sp()?;
+        let s = match self.peek() {
+            Some(b'"') => self.quoted()?,
+            _ => {
+                String::from_utf8_lossy(self.take_while(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                    .into_owned()
+            }
+        };
+        parse_date(&s).ok_or_else(|| "invalid date".into())
+    }
+
+    fn search_key_inner(&mut self) -> R<SearchKey> {
+        if self.peek() == Some(b'(') {
+            self.pos += 1;
+            let mut keys = Vec::new();
+            while self.peek() != Some(b')') {
+                if !keys.is_empty() {
+                    self.sp()?;
+                }
+                if keys.len() >= MAX_LIST {
+                    return Err("too many search keys".into());
+                }
+                keys.push(self.search_key()?);
+            }
+            self.pos += 1;
+            if keys.is_empty() {
+                return Err("empty search key list".into());
+            }
+            return Ok(SearchKey::And(keys));
+        }
+        if self.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+            return Ok(SearchKey::Seq(self.seq_set()?));
+        }
+        let word = self.atom()?.to_ascii_uppercase();
+        let flag = |bit, set| SearchKey::Flag(bit, set);
+        Ok(match word.as_str() {
+            "ALL" | "OLD" => SearchKey::All,
+            "RECENT" | "NEW" => SearchKey::None,
+            "ANSWERED" => flag(Flags::ANSWERED, true),
+            "UNANSWERED" => flag(Flags::ANSWERED, false),
+            "DELETED" => flag(Flags::DELETED, true),
+            "UNDELETED" => flag(Flags::DELETED, false),
+            "DRAFT" => flag(Flags::DRAFT, true),
+            "UNDRAFT" => flag(Flags::DRAFT, false),
+            "FLAGGED" => flag(Flags::FLAGGED, true),
+            "UNFLAGGED" => flag(Flags::FLAGGED, false),
+            "SEEN" => flag(Flags::SEEN, true),
+            "UNSEEN" => flag(Flags::SEEN, false),
+            "KEYWORD" | "UNKEYWORD" => {
+                self.sp()?;
+                SearchKey::Keyword(self.atom()?, word == "KEYWORD")
+            }
+            "LARGER" | "SMALLER" => {
+                self.sp()?;
+                let n = self.number()?;
+                if word == "LARGER" {
+                    SearchKey::Larger(n)
+                } else {
+                    SearchKey::Smaller(n)
+                }
+            }
+            "BEFORE" => SearchKey::Before(self.search_date()?),
+            "ON" => SearchKey::On(self.search_date()?),
+            "SINCE" => SearchKey::Since(self.search_date()?),
+            "SUBJECT" | "FROM" | "TO" | "CC" | "BCC" => {
+                SearchKey::Header(word.to_ascii_lowercase(), self.search_string()?)
+            }
+            "HEADER" => {
+                let field = self.search_string()?.to_ascii_lowercase();
+                SearchKey::Header(field, self.search_string()?)
+            }
+            "BODY" => SearchKey::Body(self.search_string()?),
+            "TEXT" => SearchKey::Text(self.search_string()?),
+            "UID" => {
+                self.sp()?;
+                SearchKey::Uid(self.seq_set()?)
+            }
+            "NOT" => {
+                self.sp()?;
+                SearchKey::Not(Box::new(self.search_key()?))
+            }
+            "OR" => {
+                self.sp()?;
+                let a = self.search_key()?;
+                self.sp()?;
+                SearchKey::Or(Box::new(a), Box::new(self.search_key()?))
+            }
+            other => return Err(format!("unsupported search key {other}")),
+        })
+    }
+}
+
+enum Flag {
+    System(u8),
+    Keyword(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(s: &str) -> Command {
+        parse(s.as_bytes()).unwrap().1
+    }
+
+    #[test]
+    fn simple_commands() {
+        assert_eq!(parse(b"a1 NOOP"), Ok(("a1".into(), Command::Noop)));
+        assert_eq!(cmd("x capability"), Command::Capability);
+        assert_eq!(
+            cmd("a LOGIN anna \"correct horse\""),
+            Command::Login {
+                user: "anna".into(),
+                password: b"correct horse".to_vec()
+            }
+        );
+        assert_eq!(
+            cmd("a LOGIN {4}\r\nanna {3}\r\npw\""),
+            Command::Login {
+                user: "anna".into(),
+                password: b"pw\"".to_vec()
+            }
+        );
+        assert_eq!(
+            cmd("a AUTHENTICATE PLAIN AGFubmEAcHc="),
+            Command::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial: Some("AGFubmEAcHc=".into())
+            }
+        );
+        assert_eq!(
+            cmd("a list \"\" %/*"),
+            Command::List(ListCommand {
+                patterns: vec!["%/*".into()],
+                ..ListCommand::default()
+            })
+        );
+        assert_eq!(
+            cmd(
+                "a LIST (SPECIAL-USE RECURSIVEMATCH) \"\" (INBOX \"A*\") RETURN (CHILDREN STATUS (MESSAGES UNSEEN))"
+            ),
+            Command::List(ListCommand {
+                patterns: vec!["INBOX".into(), "A*".into()],
+                special_use_only: true,
+                status: Some(vec![StatusItem::Messages, StatusItem::Unseen]),
+                ..ListCommand::default()
+            })
+        );
+        assert!(parse(b"a LSUB (SUBSCRIBED) \"\" *").is_err());
+        assert!(parse(b"a LIST \"\" * RETURN").is_err());
+        assert!(matches!(
+            cmd("a ID (\"name\" \"x\" \"version\" NIL)"),
+            Command::Id
+        ));
+        assert!(matches!(cmd("a ID NIL"), Command::Id));
+        assert_eq!(
+            cmd("a GETQUOTAROOT INBOX"),
+            Command::GetQuotaRoot("INBOX".into())
+        );
+        assert_eq!(cmd("a GETQUOTA \"\""), Command::GetQuota("".into()));
+        assert_eq!(
+            cmd("a CREATE Entw&APw-rfe"),
+            Command::Create("Entwürfe".into())
+        );
+    }
+
+    #[test]
+    fn fetch_items() {
+        let Command::Fetch { uid, items, .. } =
+            cmd("a UID FETCH 1:* (FLAGS BODY.PEEK[1.2.HEADER.FIELDS.NOT (To Cc)]<0.100> BODY[])")
+        else {
+            panic!()
+        };
+        assert!(uid);
+        assert_eq!(items[0], FetchAtt::Uid);
+        assert_eq!(
+            items[2],
+            FetchAtt::Section {
+                peek: true,
+                section: Section {
+                    part: vec![1, 2],
+                    text: Some(SectionText::HeaderFields {
+                        not: true,
+                        fields: vec!["to".into(), "cc".into()]
+                    })
+                },
+                partial: Some((0, 100)),
+                legacy: None
+            }
+        );
+        let Command::Fetch { items, .. } = cmd("a FETCH 1 FULL") else {
+            panic!()
+        };
+        assert_eq!(items.len(), 5);
+        for bad in [
+            "a FETCH 1 (FLAGS",
+            "a FETCH 1 BODY[0]",
+            "a FETCH 1 BODY[1.]",
+            "a FETCH 1 BODY[MIME]",
+            "a FETCH 1 BODY[]<1.0>",
+            "a FETCH 1 BODY.PEEK",
+            "a FETCH 1 ()",
+            "a FETCH 0 FLAGS",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn store_and_search() {
+        assert_eq!(
+            cmd("a STORE 1:3 +FLAGS.SILENT (\\Seen $Junk)"),
+            Command::Store {
+                uid: false,
+                set: SeqSet::parse(b"1:3").unwrap(),
+                op: FlagOp::Add,
+                silent: true,
+                flags: Flags {
+                    system: Flags::SEEN,
+                    keywords: vec!["$Junk".into()]
+                }
+            }
+        );
+        let Command::Search { key, .. } =
+            cmd("a SEARCH CHARSET UTF-8 OR SEEN (NOT FROM \"x\") SINCE 1-Feb-1994 UID 2:*")
+        else {
+            panic!()
+        };
+        assert!(matches!(key, SearchKey::And(ref k) if k.len() == 3));
+        assert!(parse(b"a STORE 1 FLAGS (\\Recent)").is_err());
+        assert!(parse(b"a SEARCH CHARSET KOI8-R ALL").is_err());
+    }
+
+    #[test]
+    fn hostile_input() {
+        let deep = format!("a SEARCH {}ALL{}", "(".repeat(100), ")".repeat(100));
+        assert!(parse(deep.as_bytes()).is_err());
+        let nots = format!("a SEARCH {}ALL", "NOT ".repeat(10_000));
+        assert!(parse(nots.as_bytes()).is_err());
+        let big = vec![b'a'; 10 << 20];
+        assert!(parse(&big).is_err());
+        for bad in [
+            &b""[..],
+            b" ",
+            b"\x00\x01\x02",
+            b"a",
+            b"a ",
+            b"a NOOP extra",
+            b"a LOGIN {4294967295}\r\nx y",
+            b"a LOGIN {5}\r\nab",
+            b"a LOGIN \"unterminated",
+            b"a LOGIN \"a\x00b\" c",
+            b"a SELECT ((((",
+            b"a STATUS INBOX (MESSAGES",
+            b"a SEARCH ((ALL)",
+            b"a SEARCH )",
+            b"a UID",
+            b"a APPEND INBOX {3}\r\nabc",
+            b"\xff\xfe NOOP",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(tag_of(b"\xff NOOP"), None);
+        assert_eq!(tag_of(b"t1 garbage"), Some("t1".into()));
+    }
+
+    #[test]
+    fn literal_suffixes() {
+        assert_eq!(literal_suffix(b"a LOGIN {5}"), Some((5, false)));
+        assert_eq!(literal_suffix(b"a APPEND x {10+}"), Some((10, true)));
+        assert_eq!(
+            literal_suffix(b"a LOGIN {4294967295}"),
+            Some((4_294_967_295, false))
+        );
+        assert_eq!(literal_suffix(b"a LOGIN {99999999999999999999}"), None);
+        assert_eq!(literal_suffix(b"a LOGIN {}"), None);
+        assert_eq!(literal_suffix(b"a LOGIN {+}"), None);
+        assert_eq!(literal_suffix(b"a LOGIN x}"), None);
+    }
+
+    #[test]
+    fn append_head() {
+        let h =
+            parse_append_head(b"A3 APPEND Sent (\\Seen) \"17-Jul-1996 02:44:25 -0700\" ").unwrap();
+        assert_eq!(h.mailbox, "Sent");
+        assert_eq!(h.flags.system, Flags::SEEN);
+        assert!(h.date.is_some());
+        assert!(parse_append_head(b"A3 APPEND INBOX ").is_some());
+        // The literal here is the mailbox name, not the message.
+        assert!(parse_append_head(b"A3 APPEND ").is_none());
+        assert!(parse_append_head(b"A3 APPEND INBOX \"bad date\" ").is_none());
+    }
+}

@@ -1,0 +1,14 @@
+//! Pure IMAP grammar and response formatting: no I/O, so every piece is unit
+//! tested with hostile input.
+
+pub mod command;
+pub mod date;
+pub mod format;
+pub mod seqset;
+pub mod utf7;
+
+pub use command::{
+    AppendHead, Command, FetchAtt, ListCommand, ParseError, SearchKey, Section, SectionText,
+    StatusItem, literal_suffix, parse, parse_append_head, tag_of,
+};
+pub use seqset::SeqSet;

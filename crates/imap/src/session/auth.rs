@@ -1,0 +1,201 @@
+//! Not-authenticated state: CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE PLAIN.
+
+use std::io;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use directory::auth::AuthError;
+use net::Line;
+use tracing::{info, warn};
+
+use super::{AUTH_TIMEOUT, Flow, MAX_LINE, Session, User};
+
+/// Capabilities always advertised, with where they are specified. Not (yet)
+/// advertised because not implemented: CONDSTORE/QRESYNC (RFC 7162),
+/// LIST-STATUS (RFC 5819), IMAP4rev2 (RFC 9051), UTF8=ACCEPT (RFC 6855),
+/// MULTIAPPEND (RFC 3502).
+const CAPABILITIES: &[(&str, &str)] = &[
+    ("IMAP4rev1", "RFC 3501"),
+    ("LITERAL+", "RFC 7888"),
+    ("SASL-IR", "RFC 4959"),
+    ("IDLE", "RFC 2177"),
+    ("NAMESPACE", "RFC 2342"),
+    ("UIDPLUS", "RFC 4315"),
+    ("MOVE", "RFC 6851"),
+    ("SPECIAL-USE", "RFC 6154"),
+    ("UNSELECT", "RFC 3691"),
+    ("CHILDREN", "RFC 3348"),
+    ("ENABLE", "RFC 5161"),
+    ("ID", "RFC 2971"),
+    ("QUOTA", "RFC 9208"),
+    ("QUOTA=RES-STORAGE", "RFC 9208 §5.1"),
+];
+
+/// The CAPABILITY list for a connection's state.
+pub fn capabilities(
+    tls_active: bool,
+    tls_available: bool,
+    auth_allowed: bool,
+    authenticated: bool,
+) -> String {
+    let mut caps: Vec<&str> = CAPABILITIES.iter().map(|(c, _)| *c).collect();
+    if !authenticated {
+        if tls_available && !tls_active {
+            caps.push("STARTTLS"); // RFC 3501 §6.2.1
+        }
+        if auth_allowed {
+            caps.push("AUTH=PLAIN"); // RFC 4616
+        } else {
+            caps.push("LOGINDISABLED"); // RFC 3501 §6.2.3
+        }
+    }
+    caps.join(" ")
+}
+
+/// `authzid NUL authcid NUL password`; an authzid other than the user is
+/// refused (no proxy login).
+fn decode_plain(b64: &str) -> Option<(String, Vec<u8>)> {
+    let raw = if b64 == "=" {
+        Vec::new()
+    } else {
+        STANDARD.decode(b64.trim()).ok()?
+    };
+    let mut parts = raw.splitn(3, |&b| b == 0);
+    let (authz, authc, password) = (parts.next()?, parts.next()?, parts.next()?);
+    let login = String::from_utf8(authc.to_vec()).ok()?;
+    if !authz.is_empty() && authz != authc {
+        return None;
+    }
+    (!login.is_empty()).then(|| (login, password.to_vec()))
+}
+
+impl Session {
+    pub(super) async fn starttls(&mut self, tag: &str) -> io::Result<Flow> {
+        let handle = match (&self.tls, self.io.is_tls(), &self.user) {
+            (Some(h), false, None) => h.clone(),
+            _ => return self.bad(Some(tag.into()), "STARTTLS not available").await,
+        };
+        self.io
+            .write_all(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes())
+            .await?;
+        // The upgrade itself needs the reader by value: see `run`.
+        Ok(Flow::StartTls(handle))
+    }
+
+    pub(super) async fn login(&mut self, user: &str, password: &[u8]) -> io::Result<String> {
+        if self.user.is_some() {
+            return Ok("BAD Already logged in".into());
+        }
+        if !self.auth_allowed() {
+            return Ok("NO [PRIVACYREQUIRED] Use STARTTLS first".into());
+        }
+        let account = match self
+            .inner
+            .auth
+            .authenticate(user, password, self.peer, "imap")
+            .await
+        {
+            Ok(a) => a,
+            Err(AuthError::InvalidCredentials) => {
+                return Ok("NO [AUTHENTICATIONFAILED] Authentication failed".into());
+            }
+            Err(AuthError::Throttled) => {
+                return Ok("NO [UNAVAILABLE] Too many failed logins, try again later".into());
+            }
+            Err(AuthError::Disabled) => {
+                return Ok("NO [AUTHORIZATIONFAILED] Account disabled".into());
+            }
+            Err(AuthError::Temporary(e)) => {
+                warn!(error = %e, "imap login failed");
+                return Ok("NO [UNAVAILABLE] Temporary failure, try again later".into());
+            }
+        };
+        info!(user = %account.address, "imap login");
+        self.user = Some(User {
+            account: account.id,
+            changes: self.inner.store.subscribe(account.id),
+        });
+        self.io.set_idle_timeout(AUTH_TIMEOUT);
+        Ok(format!("OK [CAPABILITY {}] Logged in", self.capabilities()))
+    }
+
+    /// AUTHENTICATE (RFC 3501 §6.2.2) with PLAIN (RFC 4616) and an optional
+    /// initial response (RFC 4959). `None` when the client is gone.
+    pub(super) async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> io::Result<Option<String>> {
+        if self.user.is_some() {
+            return Ok(Some("BAD Already logged in".into()));
+        }
+        if !self.auth_allowed() {
+            return Ok(Some("NO [PRIVACYREQUIRED] Use STARTTLS first".into()));
+        }
+        if mechanism != "PLAIN" {
+            return Ok(Some("NO [CANNOT] Unsupported mechanism".into()));
+        }
+        let response = match initial {
+            Some(r) => r,
+            None => {
+                self.io.write_all(b"+ \r\n").await?;
+                match self.io.read_line(MAX_LINE).await? {
+                    Line::Complete { data, .. } => String::from_utf8_lossy(&data).into_owned(),
+                    Line::TooLong => return Ok(Some("BAD Response too long".into())),
+                    Line::Eof => return Ok(None),
+                }
+            }
+        };
+        if response.trim() == "*" {
+            return Ok(Some("BAD Authentication cancelled".into()));
+        }
+        match decode_plain(response.trim()) {
+            None => Ok(Some("BAD Invalid SASL PLAIN response".into())),
+            Some((login, password)) => self.login(&login, &password).await.map(Some),
+        }
+    }
+
+    pub(super) fn account(&self) -> u64 {
+        self.user.as_ref().map_or(0, |u| u.account)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_list() {
+        let plain = capabilities(false, true, false, false);
+        assert!(plain.starts_with("IMAP4rev1 "));
+        for c in [
+            "IDLE",
+            "LITERAL+",
+            "SASL-IR",
+            "UIDPLUS",
+            "MOVE",
+            "SPECIAL-USE",
+        ] {
+            assert!(plain.split(' ').any(|x| x == c), "{c}");
+        }
+        assert!(plain.contains("STARTTLS") && plain.contains("LOGINDISABLED"));
+        assert!(!plain.contains("AUTH=PLAIN"));
+        let tls = capabilities(true, true, true, false);
+        assert!(!tls.contains("STARTTLS") && !tls.contains("LOGINDISABLED"));
+        assert!(tls.contains("AUTH=PLAIN"));
+        let authed = capabilities(true, true, true, true);
+        assert!(!authed.contains("AUTH=") && authed.contains("IDLE"));
+    }
+
+    #[test]
+    fn sasl_plain() {
+        assert_eq!(
+            decode_plain("AGFubmEAcHc="),
+            Some(("anna".into(), b"pw".to_vec()))
+        );
+        assert_eq!(decode_plain("="), None);
+        assert_eq!(decode_plain("!!"), None);
+        // authzid must match authcid.
+        assert_eq!(decode_plain(&STANDARD.encode(b"bob\0anna\0pw")), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2). Flags and sizes come from
+//! the message records, ENVELOPE and BODYSTRUCTURE from the summary made at
+//! delivery; message bytes are read only for body sections, and large ones are
+//! streamed chunk by chunk.
+
+use std::io;
+
+use store::{BlobReader, CHUNK_SIZE, FlagOp, MessageRecord, Summary};
+
+use super::Session;
+use super::mailbox::seen;
+use crate::proto::format;
+use crate::proto::{FetchAtt, SeqSet, date};
+
+/// Messages whose records are read from the store at once.
+const BATCH: usize = 256;
+/// Sections up to this size are built in memory; larger ones are streamed.
+const INLINE: u64 = 64 * 1024;
+/// Header blocks are read whole for HEADER.FIELDS; cap them.
+const MAX_HEADER: u64 = 1 << 20;
+
+impl Session {
+    pub(super) async fn fetch(
+        &mut self,
+        uid: bool,
+        set: &SeqSet,
+        items: &[FetchAtt],
+    ) -> io::Result<String> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok("BAD No mailbox selected".into());
+        };
+        if !uid && sel.out_of_range(set) {
+            return Ok("BAD Message number out of range".into());
+        }
+        let targets = sel.resolve(set, uid);
+        let (mailbox, read_only) = (sel.id, sel.read_only);
+        let a = self.account();
+        let marks_seen = !read_only
+            && items
+                .iter()
+                .any(|i| matches!(i, FetchAtt::Section { peek: false, .. }));
+        for batch in targets.chunks(BATCH) {
+            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                continue;
+            };
+            let mut records = match self.inner.store.list(a, mailbox, first.1..=last.1).await {
+                Ok(r) => r,
+                Err(e) => return Ok(super::store_error(e)),
+            };
+            let mut newly_seen = Vec::new();
+            if marks_seen {
+                // RFC 3501 §6.4.5: BODY[] sets \Seen; report the new FLAGS.
+                let unseen: Vec<u32> = records
+                    .iter()
+                    .filter(|(u, r)| !r.flags.seen() && batch.iter().any(|t| t.1 == *u))
+                    .map(|(u, _)| *u)
+                    .collect();
+                if !unseen.is_empty() {
+                    match self
+                        .inner
+                        .store
+                        .set_flags(a, mailbox, unseen, FlagOp::Add, seen(), None)
+                        .await
+                    {
+                        Ok((updates, _)) => {
+                            for up in updates {
+                                if let Some(sel) = self.selected.as_mut() {
+                                    sel.own_modseqs.push(up.modseq);
+                                }
+                                if let Ok(i) = records.binary_search_by_key(&up.uid, |(u, _)| *u) {
+                                    records[i].1.flags = up.flags;
+                                }
+                                newly_seen.push(up.uid);
+                            }
+                        }
+                        Err(e) => return Ok(super::store_error(e)),
+                    }
+                }
+            }
+            for &(seq, u) in batch {
+                let Ok(i) = records.binary_search_by_key(&u, |(x, _)| *x) else {
+                    // Expunged meanwhile: nothing to send (RFC 3501 §7.4.1
+                    // leaves the EXPUNGE for later).
+                    continue;
+                };
+                let with_flags = newly_seen.contains(&u) && !items.contains(&FetchAtt::Flags);
+                self.fetch_one(seq, u, &records[i].1, items, with_flags)
+                    .await?;
+            }
+        }
+        Ok(format!(
+            "OK {}FETCH completed",
+            if uid { "UID " } else { "" }
+        ))
+    }
+
+    /// Writes `* seq FETCH (...)`. A store failure may come after part of
+    /// the response was sent, which cannot be taken back: it ends the
+    /// connection like an I/O error.
+    async fn fetch_one(
+        &mut self,
+        seq: u32,
+        uid: u32,
+        rec: &MessageRecord,
+        items: &[FetchAtt],
+        with_flags: bool,
+    ) -> io::Result<()> {
+        let store = self.inner.store.clone();
+        let other = |e: store::StoreError| io::Error::other(e.to_string());
+        let needs_summary = items.iter().any(|i| {
+            matches!(
+                i,
+                FetchAtt::Envelope
+                    | FetchAtt::BodyStructure
+                    | FetchAtt::Body
+                    | FetchAtt::Section { .. }
+            )
+        });
+        let summary: Option<Summary> = if needs_summary {
+            Some(store.summary(rec.blob).await.map_err(other)?)
+        } else {
+            None
+        };
+        let mut blob: Option<BlobReader> = None;
+        let mut out = format!("* {seq} FETCH (").into_bytes();
+        let mut first = true;
+        let mut items: Vec<&FetchAtt> = items.iter().collect();
+        if with_flags {
+            items.push(&FetchAtt::Flags);
+        }
+        for item in items {
+            if !first {
+                out.push(b' ');
+            }
+            first = false;
+            match item {
+                FetchAtt::Flags => out
+                    .extend_from_slice(format!("FLAGS ({})", format::flags(&rec.flags)).as_bytes()),
+                FetchAtt::Uid => out.extend_from_slice(format!("UID {uid}").as_bytes()),
+                FetchAtt::InternalDate => out.extend_from_slice(
+                    format!(
+                        "INTERNALDATE \"{}\"",
+                        date::format_date_time(rec.internal_date)
+                    )
+                    .as_bytes(),
+                ),
+                FetchAtt::Rfc822Size => {
+                    out.extend_from_slice(format!("RFC822.SIZE {}", rec.size).as_bytes())
+                }
+                FetchAtt::Envelope => {
+                    if let Some(s) = &summary {
+                        out.extend_from_slice(b"ENVELOPE ");
+                        format::envelope(&mut out, &s.envelope);
+                    }
+                }
+                FetchAtt::BodyStructure | FetchAtt::Body => {
+                    if let Some(s) = &summary {
+                        let ext = matches!(item, FetchAtt::BodyStructure);
+                        out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+                        format::body_structure(&mut out, &s.root, ext);
+                    }
+                }
+                FetchAtt::Section {
+                    section,
+                    partial,
+                    legacy,
+                    ..
+                } => {
+                    let Some(s) = &summary else { continue };
+                    let name = match legacy {
+                        Some(l) => l.to_string(),
+                        None => format::section_name(section, partial.map(|p| p.0)),
+                    };
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b' ');
+                    let Some(range) = format::section_range(&s.root, rec.size, section) else {
+                        // RFC 3501 §6.4.5: a section that does not exist is empty.
+                        out.extend_from_slice(b"\"\"");
+                        continue;
+                    };
+                    if blob.is_none() {
+                        blob = Some(store.open_blob(rec.blob).await.map_err(other)?);
+                    }
+                    let Some(reader) = blob.as_ref() else {
+                        continue;
+                    };
+                    let (start, end) = (range.start, range.end.min(rec.size).max(range.start));
+                    if let Some((not, names)) = &range.filter {
+                        let len = (end - start).min(MAX_HEADER);
+                        let header = reader.read_range(start, len).await.map_err(other)?;
+                        let filtered = format::filter_header(&header, *not, names);
+                        let bytes = clip(&filtered, *partial);
+                        literal_head(&mut out, bytes.len() as u64);
+                        out.extend_from_slice(bytes);
+                        continue;
+                    }
+                    let (from, to) = match partial {
+                        Some((o, n)) => {
+                            let from = start.saturating_add(u64::from(*o)).min(end);
+                            (from, from.saturating_add(u64::from(*n)).min(end))
+                        }
+                        None => (start, end),
+                    };
+                    literal_head(&mut out, to - from);
+                    if to - from <= INLINE {
+                        let bytes = reader.read_range(from, to - from).await.map_err(other)?;
+                        out.extend_from_slice(&bytes);
+                    } else {
+                        self.io.write_all(&out).await?;
+                        out.clear();
+                        let mut pos = from;
+                        while pos < to {
+                            let n = (to - pos).min(CHUNK_SIZE as u64);
+                            let bytes = reader.read_range(pos, n).await.map_err(other)?;
+                            if bytes.is_empty() {
+                                return Err(io::Error::other("message shorter than its record"));
+                            }
+                            self.io.write_all(&bytes).await?;
+                            pos += bytes.len() as u64;
+                        }
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(b")\r\n");
+        self.io.write_all(&out).await
+    }
+}
+
+fn literal_head(out: &mut Vec<u8>, len: u64) {
+    out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
+}
+
+/// `<origin.length>` applied to in-memory bytes.
+fn clip(b: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
+    match partial {
+        None => b,
+        Some((o, n)) => {
+            let from = (o as usize).min(b.len());
+            let to = from.saturating_add(n as usize).min(b.len());
+            &b[from..to]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn partial_clipping() {
+        assert_eq!(clip(b"hello", Some((1, 3))), b"ell");
+        assert_eq!(clip(b"hello", Some((4, 100))), b"o");
+        assert_eq!(clip(b"hello", Some((9, 1))), b"");
+        assert_eq!(clip(b"hello", None), b"hello");
+    }
+}

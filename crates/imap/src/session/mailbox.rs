@@ -1,0 +1,278 @@
+//! Folder commands: SELECT/EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE,
+//! LIST/LSUB, STATUS, CLOSE/UNSELECT.
+
+use std::io;
+
+use store::{ExpungeSet, Flags, MailboxRecord};
+
+use super::Session;
+use super::view::Selected;
+use crate::proto::format;
+use crate::proto::{ListCommand, StatusItem};
+
+/// Longest LIST pattern; matching is O(pattern × name).
+const MAX_PATTERN: usize = 1024;
+
+/// RFC 3501 §6.3.8 wildcards: `*` matches anything, `%` anything but the
+/// hierarchy delimiter.
+fn matches(pattern: &[u8], name: &[u8]) -> bool {
+    // reach[j]: the pattern so far can match name[..j].
+    let mut reach = vec![false; name.len() + 1];
+    reach[0] = true;
+    for &p in pattern {
+        let mut next = vec![false; name.len() + 1];
+        match p {
+            b'*' | b'%' => {
+                let mut on = false;
+                for j in 0..=name.len() {
+                    on = on || reach[j];
+                    next[j] = on;
+                    if p == b'%' && j < name.len() && name[j] == b'/' {
+                        // `%` cannot run past a delimiter.
+                        on = false;
+                    }
+                }
+            }
+            c => {
+                for j in 0..name.len() {
+                    next[j + 1] = reach[j] && name[j] == c;
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[name.len()]
+}
+
+/// INBOX is case-insensitive (RFC 3501 §5.1): spell it so in patterns.
+fn normalize_pattern(p: &str) -> String {
+    match p.get(..5) {
+        Some(head) if head.eq_ignore_ascii_case("INBOX") => format!("INBOX{}", &p[5..]),
+        _ => p.to_string(),
+    }
+}
+
+impl Session {
+    pub(super) async fn select(&mut self, name: &str, read_only: bool) -> io::Result<String> {
+        // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
+        self.selected = None;
+        let a = self.account();
+        let store = &self.inner.store;
+        let mb = match store.mailbox(a, name).await {
+            Ok(Some(mb)) => mb,
+            Ok(None) => return Ok("NO [NONEXISTENT] No such mailbox".into()),
+            Err(e) => return Ok(super::store_error(e)),
+        };
+        let list = match store.list(a, mb.id, 1..=u32::MAX).await {
+            Ok(l) => l,
+            Err(e) => return Ok(super::store_error(e)),
+        };
+        let first_unseen = list.iter().position(|(_, r)| !r.flags.seen());
+        let uids: Vec<u32> = list.iter().map(|(u, _)| *u).collect();
+        drop(list);
+        let mut out = format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* {} EXISTS\r\n* 0 RECENT\r\n",
+            uids.len()
+        );
+        if let Some(i) = first_unseen {
+            out.push_str(&format!("* OK [UNSEEN {}] First unseen\r\n", i + 1));
+        }
+        out.push_str(&format!(
+            "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n",
+            mb.info.uidvalidity,
+            mb.info.uidnext.max(uids.last().map_or(1, |u| u + 1))
+        ));
+        out.push_str(if read_only {
+            "* OK [PERMANENTFLAGS ()] Read-only\r\n"
+        } else {
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n"
+        });
+        self.io.write_all(out.as_bytes()).await?;
+        self.selected = Some(Selected::new(mb.id, read_only, uids));
+        Ok(if read_only {
+            "OK [READ-ONLY] EXAMINE completed"
+        } else {
+            "OK [READ-WRITE] SELECT completed"
+        }
+        .into())
+    }
+
+    pub(super) async fn create(&mut self, name: &str) -> String {
+        // RFC 3501 §6.3.3: a trailing delimiter only declares intent.
+        let name = name.strip_suffix('/').unwrap_or(name);
+        match self.inner.store.create_mailbox(self.account(), name).await {
+            Ok(_) => "OK CREATE completed".into(),
+            Err(e) => super::store_error(e),
+        }
+    }
+
+    pub(super) async fn delete(&mut self, name: &str) -> String {
+        match self.inner.store.delete_mailbox(self.account(), name).await {
+            Ok(()) => "OK DELETE completed".into(),
+            Err(e) => super::store_error(e),
+        }
+    }
+
+    pub(super) async fn rename(&mut self, from: &str, to: &str) -> String {
+        match self
+            .inner
+            .store
+            .rename_mailbox(self.account(), from, to)
+            .await
+        {
+            Ok(()) => "OK RENAME completed".into(),
+            Err(e) => super::store_error(e),
+        }
+    }
+
+    pub(super) async fn subscribe(&mut self, name: &str, on: bool) -> String {
+        match self
+            .inner
+            .store
+            .set_subscribed(self.account(), name, on)
+            .await
+        {
+            Ok(()) => "OK completed".into(),
+            Err(e) => super::store_error(e),
+        }
+    }
+
+    /// LIST and LSUB (RFC 3501 §6.3.8-9) with CHILDREN (RFC 3348) and
+    /// SPECIAL-USE (RFC 6154) attributes, and STATUS per folder (RFC 5819).
+    pub(super) async fn list(&mut self, l: &ListCommand) -> io::Result<String> {
+        let verb = if l.lsub { "LSUB" } else { "LIST" };
+        if l.patterns.len() == 1 && l.patterns[0].is_empty() {
+            // The hierarchy delimiter query.
+            self.io
+                .write_all(format!("* {verb} (\\Noselect) \"/\" \"\"\r\n").as_bytes())
+                .await?;
+            return Ok(format!("OK {verb} completed"));
+        }
+        let mut patterns = Vec::new();
+        for p in &l.patterns {
+            if l.reference.len() + p.len() > MAX_PATTERN {
+                return Ok("BAD Pattern too long".into());
+            }
+            patterns.push(normalize_pattern(&format!("{}{p}", l.reference)));
+        }
+        let mailboxes = match self.inner.store.mailboxes(self.account()).await {
+            Ok(m) => m,
+            Err(e) => return Ok(super::store_error(e)),
+        };
+        let mut names: Vec<&str> = mailboxes.iter().map(|m| m.info.name.as_str()).collect();
+        names.sort_unstable();
+        let subscribed_only = l.lsub || l.subscribed_only;
+        let mut out = Vec::new();
+        for mb in &mailboxes {
+            let name = mb.info.name.as_str();
+            if (subscribed_only && !mb.info.subscribed)
+                || (l.special_use_only && mb.info.special_use.is_none())
+                || !patterns
+                    .iter()
+                    .any(|p| matches(p.as_bytes(), name.as_bytes()))
+            {
+                continue;
+            }
+            let prefix = format!("{name}/");
+            let has_children = names.iter().any(|n| n.starts_with(&prefix));
+            let mut attrs = vec![if has_children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            }];
+            if l.subscribed_only && mb.info.subscribed {
+                attrs.push("\\Subscribed"); // RFC 5258 §3.1
+            }
+            if let Some(su) = mb.info.special_use {
+                attrs.push(su.attribute());
+            }
+            out.extend_from_slice(format!("* {verb} ({}) \"/\" ", attrs.join(" ")).as_bytes());
+            format::mailbox(&mut out, name);
+            out.extend_from_slice(b"\r\n");
+            if let Some(items) = &l.status {
+                status_line(&mut out, &mb.info, items);
+            }
+        }
+        self.io.write_all(&out).await?;
+        Ok(format!("OK {verb} completed"))
+    }
+
+    pub(super) async fn status(&mut self, name: &str, items: &[StatusItem]) -> io::Result<String> {
+        let mb = match self.inner.store.mailbox(self.account(), name).await {
+            Ok(Some(mb)) => mb,
+            Ok(None) => return Ok("NO [NONEXISTENT] No such mailbox".into()),
+            Err(e) => return Ok(super::store_error(e)),
+        };
+        let mut out = Vec::new();
+        status_line(&mut out, &mb.info, items);
+        self.io.write_all(&out).await?;
+        Ok("OK STATUS completed".into())
+    }
+
+    /// CLOSE expunges silently (RFC 3501 §6.4.2); UNSELECT does not (RFC 3691).
+    pub(super) async fn close(&mut self, expunge: bool) -> String {
+        let Some(sel) = self.selected.take() else {
+            return "BAD No mailbox selected".into();
+        };
+        if expunge && !sel.read_only {
+            let r = self
+                .inner
+                .store
+                .expunge(self.account(), sel.id, ExpungeSet::AllDeleted)
+                .await;
+            if let Err(e) = r {
+                return super::store_error(e);
+            }
+        }
+        "OK completed".into()
+    }
+}
+
+/// `* STATUS name (...)` from the folder's counters; no message is read.
+fn status_line(out: &mut Vec<u8>, i: &MailboxRecord, items: &[StatusItem]) {
+    let values: Vec<String> = items
+        .iter()
+        .map(|item| match item {
+            StatusItem::Messages => format!("MESSAGES {}", i.messages),
+            StatusItem::Recent => "RECENT 0".into(),
+            StatusItem::UidNext => format!("UIDNEXT {}", i.uidnext),
+            StatusItem::UidValidity => format!("UIDVALIDITY {}", i.uidvalidity),
+            StatusItem::Unseen => format!("UNSEEN {}", i.unseen),
+            StatusItem::Size => format!("SIZE {}", i.size),
+        })
+        .collect();
+    out.extend_from_slice(b"* STATUS ");
+    format::mailbox(out, &i.name);
+    out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+}
+
+/// Flags to set on messages this session fetches without PEEK.
+pub(super) fn seen() -> Flags {
+    Flags {
+        system: Flags::SEEN,
+        keywords: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(matches(b"*", b"a/b/c"));
+        assert!(matches(b"%", b"INBOX"));
+        assert!(!matches(b"%", b"a/b"));
+        assert!(matches(b"a/%", b"a/b"));
+        assert!(!matches(b"a/%", b"a/b/c"));
+        assert!(matches(b"a*c", b"a/b/c"));
+        assert!(matches(b"%/%", b"a/b"));
+        assert!(!matches(b"b*", b"a"));
+        assert!(matches(b"", b""));
+        // Many stars stay linear per character.
+        let stars = vec![b'*'; 1000];
+        assert!(matches(&stars, &[b'x'; 255]));
+        assert_eq!(normalize_pattern("inbox/%"), "INBOX/%");
+        assert_eq!(normalize_pattern("in"), "in");
+    }
+}

@@ -1,0 +1,363 @@
+//! One IMAP connection: reading commands (with literals bounded before they
+//! are read), the state machine of RFC 3501 §3, and the selected folder's
+//! view kept consistent with the change feed (§5.2, §7.4.1).
+
+mod append;
+mod auth;
+mod fetch;
+mod idle;
+mod mailbox;
+mod message;
+mod search;
+mod view;
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use net::{Connection, Line, LineReader, Stream, TlsHandle};
+use store::{AccountId, Change, StoreError};
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use crate::Inner;
+use crate::proto::{self, Command, literal_suffix, parse_append_head, tag_of};
+
+pub use auth::capabilities;
+use view::Selected;
+
+/// RFC 3501 §5.4: unauthenticated sessions go after a short while...
+const UNAUTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// ...authenticated ones after at least 30 minutes of inactivity.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Longest command line, literals excluded.
+const MAX_LINE: usize = 64 * 1024;
+/// Largest literal outside APPEND.
+const MAX_LITERAL: u64 = 64 * 1024;
+/// Literals per command, and bytes of a whole command with its literals.
+const MAX_LITERALS: usize = 16;
+const MAX_COMMAND: u64 = 256 * 1024;
+/// Bad commands before the connection is closed.
+const MAX_ERRORS: u32 = 20;
+
+/// What one read from the client produced.
+enum Input {
+    /// A whole command with its literals embedded as on the wire.
+    Command(Vec<u8>),
+    /// An APPEND up to its message literal, which is still unread.
+    Append {
+        head: proto::AppendHead,
+        size: u64,
+        non_sync: bool,
+    },
+    LineTooLong,
+    /// A literal over the limits; it has not been read.
+    LiteralTooBig {
+        tag: Option<String>,
+        non_sync: bool,
+    },
+    Eof,
+}
+
+/// Whether the session goes on after a command.
+enum Flow {
+    Continue,
+    Close,
+    /// Upgrade to TLS, then go on.
+    StartTls(TlsHandle),
+}
+
+struct User {
+    account: AccountId,
+    changes: broadcast::Receiver<Arc<Change>>,
+}
+
+struct Session {
+    inner: Arc<Inner>,
+    io: LineReader<Stream>,
+    peer: IpAddr,
+    tls: Option<TlsHandle>,
+    shutdown: watch::Receiver<bool>,
+    user: Option<User>,
+    selected: Option<Selected>,
+    errors: u32,
+}
+
+pub(crate) async fn run(inner: Arc<Inner>, conn: Connection) {
+    let Connection {
+        stream,
+        peer,
+        tls,
+        shutdown,
+        ..
+    } = conn;
+    let mut s = Session {
+        inner,
+        io: LineReader::new(stream, UNAUTH_TIMEOUT),
+        peer: peer.ip(),
+        tls,
+        shutdown,
+        user: None,
+        selected: None,
+        errors: 0,
+    };
+    let greeting = format!(
+        "* OK [CAPABILITY {}] posthorn IMAP4rev1 ready\r\n",
+        s.capabilities()
+    );
+    if s.io.write_all(greeting.as_bytes()).await.is_err() {
+        return;
+    }
+    let result = loop {
+        match s.serve().await {
+            Ok(Flow::StartTls(handle)) => {
+                // Anything pipelined after STARTTLS is discarded by `starttls`
+                // (RFC 3501 §6.2.1, CVE-2011-0411); capabilities are asked anew.
+                let io = s.io;
+                match io.starttls(&handle).await {
+                    Ok(io) => s.io = io,
+                    Err(e) => {
+                        info!(error = %e, "imap STARTTLS failed");
+                        return;
+                    }
+                }
+            }
+            other => break other,
+        }
+    };
+    match result {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            // Best effort: the client may be gone.
+            let _ =
+                s.io.write_all(b"* BYE Autologout; idle for too long\r\n")
+                    .await;
+        }
+        Err(e) => info!(error = %e, "imap session ended"),
+    }
+}
+
+fn store_error(e: StoreError) -> String {
+    match e {
+        StoreError::NoSuchMailbox(_) => "NO [NONEXISTENT] No such mailbox".into(),
+        StoreError::MailboxExists(_) => "NO [ALREADYEXISTS] Mailbox already exists".into(),
+        StoreError::InvalidName(why) => format!("NO [CANNOT] Invalid mailbox name: {why}"),
+        StoreError::HasChildren(_) => "NO [INUSE] Mailbox has subfolders; delete them first".into(),
+        StoreError::CannotDeleteInbox => "NO [CANNOT] INBOX cannot be deleted".into(),
+        StoreError::OverQuota => "NO [OVERQUOTA] Quota exceeded".into(),
+        e => {
+            warn!(error = %e, "imap store operation failed");
+            "NO [UNAVAILABLE] Temporary failure, try again later".into()
+        }
+    }
+}
+
+impl Session {
+    /// Serves commands until the session ends or upgrades to TLS.
+    async fn serve(&mut self) -> io::Result<Flow> {
+        loop {
+            let flow = match self.read_input().await? {
+                Input::Eof => return Ok(Flow::Close),
+                Input::LineTooLong => self.bad(None, "Line too long").await?,
+                Input::LiteralTooBig { tag, non_sync } => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    let reply = format!("{tag} BAD [TOOBIG] Literal too large\r\n");
+                    self.io.write_all(reply.as_bytes()).await?;
+                    if non_sync {
+                        // The client sends the bytes anyway; they must never
+                        // be read as commands (RFC 7888 §4).
+                        self.io
+                            .write_all(b"* BYE Literal too large, closing\r\n")
+                            .await?;
+                        return Ok(Flow::Close);
+                    }
+                    self.count_error().await?
+                }
+                Input::Append {
+                    head,
+                    size,
+                    non_sync,
+                } => self.append(head, size, non_sync).await?,
+                Input::Command(buf) => match proto::parse(&buf) {
+                    Ok((tag, cmd)) => self.command(tag, cmd).await?,
+                    Err(e) => {
+                        let msg = e.message().to_string();
+                        self.bad(e.tag().map(str::to_owned), &msg).await?
+                    }
+                },
+            };
+            if !matches!(flow, Flow::Continue) {
+                return Ok(flow);
+            }
+        }
+    }
+
+    /// Reads one command; literals other than an APPEND message are read
+    /// here after their size is checked (RFC 7888 for `{n+}`).
+    async fn read_input(&mut self) -> io::Result<Input> {
+        let mut buf = Vec::new();
+        let mut literals = 0;
+        loop {
+            let line = match self.io.read_line(MAX_LINE).await? {
+                Line::Eof => return Ok(Input::Eof),
+                Line::TooLong => return Ok(Input::LineTooLong),
+                Line::Complete { data, .. } => data,
+            };
+            buf.extend_from_slice(&line);
+            let Some((size, non_sync)) = literal_suffix(&line) else {
+                return Ok(Input::Command(buf));
+            };
+            let open = buf.iter().rposition(|&b| b == b'{').unwrap_or(buf.len());
+            if let Some(head) = parse_append_head(&buf[..open]) {
+                return Ok(Input::Append {
+                    head,
+                    size,
+                    non_sync,
+                });
+            }
+            literals += 1;
+            if size > MAX_LITERAL
+                || literals > MAX_LITERALS
+                || buf.len() as u64 + size > MAX_COMMAND
+            {
+                return Ok(Input::LiteralTooBig {
+                    tag: tag_of(&buf),
+                    non_sync,
+                });
+            }
+            if !non_sync {
+                self.io.write_all(b"+ Ready for literal data\r\n").await?;
+            }
+            buf.extend_from_slice(b"\r\n");
+            self.io.read_exact_into(size as usize, &mut buf).await?;
+        }
+    }
+
+    async fn count_error(&mut self) -> io::Result<Flow> {
+        self.errors += 1;
+        if self.errors > MAX_ERRORS {
+            self.io.write_all(b"* BYE Too many errors\r\n").await?;
+            return Ok(Flow::Close);
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn bad(&mut self, tag: Option<String>, msg: &str) -> io::Result<Flow> {
+        let tag = tag.unwrap_or_else(|| "*".into());
+        self.io
+            .write_all(format!("{tag} BAD {msg}\r\n").as_bytes())
+            .await?;
+        self.count_error().await
+    }
+
+    /// Whether LOGIN and AUTHENTICATE may be used now (RFC 3501 §6.2.3).
+    fn auth_allowed(&self) -> bool {
+        self.io.is_tls() || self.inner.config.allow_plaintext_auth
+    }
+
+    fn capabilities(&self) -> String {
+        capabilities(
+            self.io.is_tls(),
+            self.tls.is_some(),
+            self.auth_allowed(),
+            self.user.is_some(),
+        )
+    }
+
+    async fn command(&mut self, tag: String, cmd: Command) -> io::Result<Flow> {
+        use Command as C;
+        // RFC 3501 §7.4.1: no EXPUNGE responses during FETCH, STORE or SEARCH
+        // by sequence number; the UID forms may have them.
+        let expunge_ok = !matches!(
+            cmd,
+            C::Fetch { uid: false, .. }
+                | C::Store { uid: false, .. }
+                | C::Search { uid: false, .. }
+        );
+        let reply = match cmd {
+            C::Capability => {
+                let caps = format!("* CAPABILITY {}\r\n", self.capabilities());
+                self.io.write_all(caps.as_bytes()).await?;
+                "OK CAPABILITY completed".to_string()
+            }
+            C::Noop | C::Check => "OK completed".into(),
+            C::Logout => {
+                self.io.write_all(b"* BYE posthorn logging out\r\n").await?;
+                self.io
+                    .write_all(format!("{tag} OK LOGOUT completed\r\n").as_bytes())
+                    .await?;
+                return Ok(Flow::Close);
+            }
+            C::Id => {
+                self.io
+                    .write_all(b"* ID (\"name\" \"posthorn\")\r\n")
+                    .await?;
+                "OK ID completed".into()
+            }
+            C::StartTls => return self.starttls(&tag).await,
+            C::Login { user, password } => self.login(&user, &password).await?,
+            C::Authenticate { mechanism, initial } => {
+                match self.authenticate(&mechanism, initial).await? {
+                    Some(r) => r,
+                    None => return Ok(Flow::Close),
+                }
+            }
+            _ if self.user.is_none() => {
+                return self.bad(Some(tag), "Log in first").await;
+            }
+            C::Namespace => {
+                // RFC 2342: one personal namespace, no others.
+                self.io
+                    .write_all(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n")
+                    .await?;
+                "OK NAMESPACE completed".into()
+            }
+            C::Enable => {
+                self.io.write_all(b"* ENABLED\r\n").await?;
+                "OK ENABLE completed".into()
+            }
+            C::Select { mailbox, read_only } => self.select(&mailbox, read_only).await?,
+            C::Create(m) => self.create(&m).await,
+            C::Delete(m) => self.delete(&m).await,
+            C::Rename(from, to) => self.rename(&from, &to).await,
+            C::Subscribe(m, on) => self.subscribe(&m, on).await,
+            C::List(list) => self.list(&list).await?,
+            C::Status { mailbox, items } => self.status(&mailbox, &items).await?,
+            C::GetQuotaRoot(mailbox) => self.quota(Some(&mailbox)).await?,
+            C::GetQuota(root) if root.is_empty() => self.quota(None).await?,
+            C::GetQuota(_) => "NO [NONEXISTENT] No such quota root".into(),
+            C::Idle => return self.idle(&tag).await,
+            _ if self.selected.is_none() => {
+                return self.bad(Some(tag), "No mailbox selected").await;
+            }
+            C::Close => self.close(true).await,
+            C::Unselect => self.close(false).await,
+            C::Expunge { uids } => self.expunge(uids).await?,
+            C::Fetch { uid, set, items } => self.fetch(uid, &set, &items).await?,
+            C::Store {
+                uid,
+                set,
+                op,
+                silent,
+                flags,
+            } => self.store(uid, &set, op, silent, flags).await?,
+            C::Copy {
+                uid,
+                set,
+                mailbox,
+                moving,
+            } => self.copy(uid, &set, &mailbox, moving).await?,
+            C::Search { uid, key } => self.search(uid, &key).await?,
+        };
+        self.finish(&tag, &reply, expunge_ok).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Sends pending folder updates, then the tagged reply.
+    async fn finish(&mut self, tag: &str, reply: &str, expunge_ok: bool) -> io::Result<()> {
+        let mut out = self.updates(expunge_ok).await;
+        out.extend_from_slice(format!("{tag} {reply}\r\n").as_bytes());
+        self.io.write_all(&out).await
+    }
+}
