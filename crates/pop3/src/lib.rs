@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use directory::auth::{AuthError, AuthedAccount, Authenticator};
+use directory::auth::{AuthError, AuthedAccount, Authenticator, sasl};
 use net::{Connection, Line, LineReader, Stream, TlsHandle};
 use store::{AccountId, ExpungeSet, MailboxId, Store};
 use tracing::{info, warn};
@@ -208,16 +208,14 @@ impl Pop3Server {
                             String::from_utf8_lossy(&line).into_owned()
                         }
                     };
-                    if response == "*" {
-                        "-ERR authentication cancelled\r\n".into()
-                    } else {
-                        match proto::decode_plain(&response) {
-                            None => "-ERR invalid SASL PLAIN response\r\n".into(),
-                            Some((login, password)) => match self.login(&login, &password, peer).await {
-                                Ok(m) => return Ok(Some((io, m))),
-                                Err(reply) => reply,
-                            },
-                        }
+                    let credentials = sasl::decode_response(response.as_bytes()).and_then(|r| sasl::parse_plain(&r));
+                    match credentials {
+                        Err(sasl::SaslError::Cancelled) => "-ERR authentication cancelled\r\n".into(),
+                        Err(_) => "-ERR invalid SASL PLAIN response\r\n".into(),
+                        Ok(c) => match self.login(&c.login, &c.password, peer).await {
+                            Ok(m) => return Ok(Some((io, m))),
+                            Err(reply) => reply,
+                        },
                     }
                 }
                 Ok(Command::Auth { .. }) => "-ERR unsupported SASL mechanism\r\n".into(),

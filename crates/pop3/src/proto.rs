@@ -1,9 +1,6 @@
 //! POP3 grammar (RFC 1939, RFC 2449, RFC 5034): command parsing, reply formatting,
 //! byte-stuffing of multi-line responses. No I/O.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-
 /// RFC 2449 §4: a command line is at most 255 octets; SASL responses (RFC 5034)
 /// may be longer, so the session reads lines up to this.
 pub const MAX_LINE: usize = 4096;
@@ -100,19 +97,6 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         return Err(ParseError::Syntax("too many arguments"));
     }
     Ok(cmd)
-}
-
-/// SASL PLAIN (RFC 4616): `authzid NUL authcid NUL password`. Returns the login
-/// and password; an authorization id other than the login is refused.
-pub fn decode_plain(b64: &str) -> Option<(String, Vec<u8>)> {
-    let raw = STANDARD.decode(b64.trim()).ok()?;
-    let mut parts = raw.splitn(3, |&b| b == 0);
-    let (authz, authc, password) = (parts.next()?, parts.next()?, parts.next()?);
-    let login = String::from_utf8(authc.to_vec()).ok()?;
-    if !authz.is_empty() && authz != authc {
-        return None;
-    }
-    (!login.is_empty()).then(|| (login, password.to_vec()))
 }
 
 /// Byte-stuffs a message for a multi-line response (RFC 1939 §3): a line that
@@ -265,19 +249,6 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse(b"XYZZY"), Err(ParseError::Unknown));
-    }
-
-    #[test]
-    fn sasl_plain() {
-        let enc = STANDARD.encode(b"\0anna@example.org\0secret pw");
-        assert_eq!(
-            decode_plain(&enc),
-            Some(("anna@example.org".into(), b"secret pw".to_vec()))
-        );
-        let other = STANDARD.encode(b"boss\0anna\0pw");
-        assert_eq!(decode_plain(&other), None, "no proxy authorization");
-        assert_eq!(decode_plain("!!!not base64"), None);
-        assert_eq!(decode_plain(&STANDARD.encode(b"no nuls")), None);
     }
 
     fn stuff(chunks: &[&[u8]]) -> Vec<u8> {

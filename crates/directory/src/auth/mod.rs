@@ -22,6 +22,7 @@
 //! alone: the client knows the password, it is not guessing.
 
 mod cache;
+pub mod sasl;
 mod throttle;
 
 use std::net::IpAddr;

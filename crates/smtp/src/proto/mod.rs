@@ -7,4 +7,3 @@ pub mod command;
 pub mod data;
 pub mod received;
 pub mod reply;
-pub mod sasl;

@@ -9,7 +9,7 @@ use tracing::info;
 
 use super::{Io, ListenerKind, MAX_AUTH_LINE, Session};
 use crate::proto::reply::Reply;
-use crate::proto::sasl::{
+use directory::auth::sasl::{
     LOGIN_PASSWORD_CHALLENGE, LOGIN_USERNAME_CHALLENGE, Mechanism, SaslError, decode_response,
     login_name, parse_plain,
 };

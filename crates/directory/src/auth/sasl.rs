@@ -1,5 +1,6 @@
-//! SASL for SMTP AUTH (RFC 4954): base64 responses, PLAIN (RFC 4616) and
-//! LOGIN (draft-murchison-sasl-login, what Outlook speaks).
+//! SASL shared by SMTP AUTH (RFC 4954), IMAP AUTHENTICATE (RFC 9051 §6.2.2) and
+//! POP3 AUTH (RFC 5034): base64 responses, PLAIN (RFC 4616) and LOGIN
+//! (draft-murchison-sasl-login, what Outlook speaks).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
