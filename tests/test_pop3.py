@@ -228,3 +228,28 @@ def test_pop3_and_imap_share_the_mailbox(pop):
     assert p.stat()[0] == 2
     assert any(b"appended over imap" in line for line in p.retr(2)[1])
     p.quit()
+
+
+def test_stls_discards_pipelined_commands(pop):
+    with socket.create_connection(("127.0.0.1", pop.ports["pop3"]), timeout=10) as raw:
+        f = raw.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        # STLS and a command in one packet: the command must never run.
+        raw.sendall(b"STLS\r\nQUIT\r\n")
+        assert f.readline().startswith(b"+OK")
+        tls = tls_context(pop).wrap_socket(raw)
+        tls.sendall(b"NOOP\r\n")
+        assert tls.recv(100).startswith(b"+OK"), "the pipelined QUIT was not executed"
+        tls.sendall(b"CAPA\r\n")
+        assert b"USER" in tls.recv(1000)
+        tls.close()
+
+
+def test_too_many_bad_commands_close_the_connection(pop):
+    with socket.create_connection(("127.0.0.1", pop.ports["pop3"]), timeout=10) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"BOGUS\r\n" * 30)
+        replies = [f.readline() for _ in range(30)]
+        assert replies[-1] == b"", "closed after too many errors"
+        assert any(b"too many errors" in r for r in replies)
