@@ -9,11 +9,24 @@ import time
 from pathlib import Path
 
 import pytest
+from dns_stub import DnsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = os.environ.get("POSTHORN_BIN", "/var/tmp/posthorn-target/debug/posthorn")
 
 LISTENERS = ["smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s"]
+
+
+_QUIET_DNS = None
+
+
+def quiet_dns_port():
+    """A loopback DNS server that knows no names: SPF lookups in tests get a
+    quick NXDOMAIN instead of asking the machine's resolver."""
+    global _QUIET_DNS
+    if _QUIET_DNS is None:
+        _QUIET_DNS = DnsServer({})
+    return _QUIET_DNS.port
 
 
 def free_port():
@@ -37,6 +50,8 @@ class Server:
 
     def write_config(self, extra=""):
         listeners = "\n".join(f'{n} = "127.0.0.1:{p}"' for n, p in self.ports.items())
+        if "[dns]" not in extra:
+            extra = f'\n[dns]\nnameservers = ["127.0.0.1:{quiet_dns_port()}"]\n{extra}'
         self.config.write_text(
             f"""
 [server]

@@ -17,6 +17,9 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub dns: Dns,
+    /// `[spf]`: what to do per SPF result on the MX listener.
+    #[serde(default)]
+    pub spf: smtp::SpfPolicy,
     #[serde(default)]
     pub directory: directory::Policy,
     /// `[auth]`: failure throttling and the auth cache, shared by all protocols.
@@ -186,6 +189,23 @@ key = "k.pem"
         assert_eq!(c.auth.max_failures_per_ip, 5);
         let err = Config::parse(&format!("{MINIMAL}\n[auth]\nbogus = 1\n")).unwrap_err();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn spf_section_sets_actions_per_result() {
+        let c = Config::parse(MINIMAL).expect("parses");
+        assert_eq!(c.spf, smtp::SpfPolicy::default());
+        let c = Config::parse(&format!(
+            "{MINIMAL}\n[spf]\npermerror = \"reject\"\nsoftfail = \"defer\"\n"
+        ))
+        .expect("parses");
+        assert_eq!(c.spf.permerror, smtp::SpfAction::Reject);
+        assert_eq!(c.spf.softfail, smtp::SpfAction::Defer);
+        assert_eq!(c.spf.fail, smtp::SpfAction::Reject);
+        let err = Config::parse(&format!("{MINIMAL}\n[spf]\nfail = \"drop\"\n")).unwrap_err();
+        assert!(err.contains("drop"), "{err}");
+        let err = Config::parse(&format!("{MINIMAL}\n[spf]\npass = \"reject\"\n")).unwrap_err();
+        assert!(err.contains("pass"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,8 @@ struct Services {
     allow_plaintext_auth: bool,
     store: Store,
     auth: Authenticator,
+    /// SPF for the MX listener, one resolver for all its sessions.
+    spf: Arc<smtp::Spf>,
 }
 
 /// The session handler for one listener.
@@ -70,12 +72,17 @@ fn smtp_handler(listener: &str, services: &Services) -> Arc<dyn Handler> {
     let mut config = smtp::SmtpConfig::new(services.hostname.clone(), kind);
     config.max_message_size = services.max_message_size;
     config.allow_plaintext_auth = services.allow_plaintext_auth;
-    let server = smtp::SmtpServer::new(
+    let mut server = smtp::SmtpServer::new(
         config,
         services.deliverer.clone(),
         services.directory.clone(),
         services.auth.clone(),
     );
+    // SPF judges unauthenticated mail from other servers; submission is
+    // authenticated and so skips it.
+    if kind == smtp::ListenerKind::Mx {
+        server = server.with_sender_check(services.spf.clone());
+    }
     Arc::new(move |conn: Connection| {
         let server = server.clone();
         async move { server.handle(conn).await }
@@ -136,6 +143,12 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
         )
     })?;
     let directory = Directory::new(store.clone(), config.directory.clone());
+    let spf = smtp::Spf::new(
+        config.server.hostname.clone(),
+        &config.dns.nameservers,
+        config.spf.clone(),
+    )
+    .map_err(|e| format!("cannot set up SPF: {e}"))?;
     let services = Services {
         hostname: config.server.hostname.clone(),
         max_message_size: config.limits.max_message_size,
@@ -144,6 +157,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
         allow_plaintext_auth: config.tls.allow_plaintext_auth,
         store: store.clone(),
         auth: Authenticator::new(directory.clone(), config.auth.clone()),
+        spf: Arc::new(spf),
     };
 
     let mut bound = Vec::new();

@@ -10,6 +10,7 @@
 
 pub mod proto;
 mod session;
+mod spf;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use directory::auth::Authenticator;
 use tracing::Instrument;
 
 pub use proto::reply::Reply;
+pub use spf::{Spf, SpfAction, SpfPolicy};
 
 /// Which listener a session runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
