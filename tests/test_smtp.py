@@ -277,3 +277,34 @@ def test_curl_upload(mx, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert inbox_count(mx, ANNA) == 1
+
+
+def bob_messages(server):
+    """Bob's INBOX, read back over POP3 with TLS."""
+    import poplib
+
+    pop = poplib.POP3_SSL("127.0.0.1", server.ports["pop3s"], context=tls_context(server), timeout=10)
+    try:
+        pop.user(BOB)
+        pop.pass_(PASSWORD)
+        return [b"\r\n".join(pop.retr(i + 1)[1]) for i in range(pop.stat()[0])]
+    finally:
+        pop.quit()
+
+
+def test_submission_adds_date_and_message_id_when_missing(mx):
+    with smtplib.SMTP_SSL("127.0.0.1", mx.ports["submissions"], context=tls_context(mx), timeout=10) as s:
+        s.login(ANNA, PASSWORD)
+        s.sendmail(ANNA, [BOB], message("bare"))
+        s.sendmail(ANNA, [BOB], b"Date: Sun, 1 Nov 2026 10:00:00 +0100\r\nMessage-ID: <own@client>\r\n" + message("dressed"))
+    bare, dressed = bob_messages(mx)
+    head = bare.split(b"\r\n\r\n")[0]
+    assert re.search(rb"(?m)^Date: \w{3}, \d{1,2} \w{3} \d{4} ", head), head
+    assert re.search(rb"(?m)^Message-ID: <[^@>]+@mail\.test>", head), head
+    assert b"(Authenticated sender: anna@example.org)" in head
+    head = dressed.split(b"\r\n\r\n")[0]
+    assert head.count(b"Date:") == 1 and head.count(b"Message-ID:") == 1 and b"<own@client>" in head
+    # Port 25 adds nothing: the sending server owns those fields.
+    with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=10) as s:
+        s.sendmail("someone@remote.example", [BOB], message("from outside"))
+    assert b"Message-ID:" not in bob_messages(mx)[2]

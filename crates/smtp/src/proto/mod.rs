@@ -7,3 +7,4 @@ pub mod command;
 pub mod data;
 pub mod received;
 pub mod reply;
+pub mod submission;

@@ -10,8 +10,9 @@ use super::io::DataRead;
 use super::{Flow, Io, Session, now_unix};
 use crate::ListenerKind;
 use crate::proto::data::DataDecoder;
-use crate::proto::received::{Trace, protocol};
+use crate::proto::received::{Trace, protocol, rfc5322_date};
 use crate::proto::reply::Reply;
+use crate::proto::submission::HeaderScan;
 
 /// Why a received message is not delivered.
 enum Refusal {
@@ -45,8 +46,12 @@ impl Session<'_> {
 
         let mut writer = Some(self.server.deliverer.store().blob_writer());
         let mut refusal = None;
-        let headers = self.trace_headers(io, &id, &tx.recipients, &tx.trace_headers);
-        store_bytes(&mut writer, &mut refusal, headers.as_bytes()).await;
+        let mut headers = self.trace_headers(io, &id, &tx.recipients, &tx.trace_headers);
+        // Submission holds the header section back to see what it lacks.
+        let mut head = (self.server.config.kind != ListenerKind::Mx).then(HeaderScan::default);
+        if head.is_none() {
+            store_bytes(&mut writer, &mut refusal, headers.as_bytes()).await;
+        }
 
         let max = self.server.config.max_message_size;
         let mut decoder = DataDecoder::new();
@@ -66,8 +71,25 @@ impl Session<'_> {
             if refusal.is_some() {
                 writer = None;
             }
-            store_bytes(&mut writer, &mut refusal, &buf).await;
-            if matches!(read, DataRead::End) {
+            let end = matches!(read, DataRead::End);
+            match head.as_mut() {
+                Some(scan) => {
+                    scan.push(&buf);
+                    if scan.complete() || end {
+                        let scan = head.take().unwrap_or_default();
+                        let date = rfc5322_date(now_unix());
+                        headers.push_str(&scan.missing_fields(
+                            &id,
+                            &self.server.config.hostname,
+                            &date,
+                        ));
+                        store_bytes(&mut writer, &mut refusal, headers.as_bytes()).await;
+                        store_bytes(&mut writer, &mut refusal, &scan.into_bytes()).await;
+                    }
+                }
+                None => store_bytes(&mut writer, &mut refusal, &buf).await,
+            }
+            if end {
                 break;
             }
         }
