@@ -58,7 +58,10 @@ def connect(server, user=USER):
 
 
 def msg(subject, body="Hello.\r\n"):
-    return f"From: a@b.example\r\nTo: {USER}\r\nSubject: {subject}\r\n\r\n{body}".encode()
+    return (
+        f"From: a@b.example\r\nTo: {USER}\r\nDate: Tue, 1 Feb 1994 21:52:25 -0800\r\n"
+        f"Subject: {subject}\r\n\r\n{body}"
+    ).encode()
 
 
 def append(c, mailbox, data, flags=None):
@@ -171,6 +174,12 @@ def test_store_search_copy_move_expunge(imap):
     assert data[0] == b"1 2 4"
     typ, data = c.search(None, "NOT", "SEEN", "LARGER", "10")
     assert data[0] == b"3 4"
+    typ, data = c.search(None, "SINCE", "1-Jan-2020", "SENTBEFORE", "1-Jan-2020")
+    assert data[0] == b"1 2 3 4"
+    typ, data = c.search(None, "SENTON", "2-Feb-1994")
+    assert data[0] == b""
+    typ, data = c.search(None, "HEADER", "Subject", "MESSAGE", "UID", f"{uids[1]}:*")
+    assert data[0] == b"2 3 4"
 
     typ, data = c.uid("COPY", str(uids[0]), "Archive")
     assert typ == "OK"
@@ -461,3 +470,173 @@ def test_list_extended_special_use_and_status(imap):
     assert typ == "OK"
     assert c.untagged_responses["STATUS"] == [b'"INBOX" (MESSAGES 1 UNSEEN 1)']
     c.logout()
+
+
+def test_condstore(imap):
+    c = connect(imap)
+    u1 = append(c, "INBOX", msg("one"))
+    u2 = append(c, "INBOX", msg("two"))
+    typ, data = c._simple_command("ENABLE", "CONDSTORE")
+    assert c.untagged_responses.pop("ENABLED") == [b"CONDSTORE"]
+    c.select("INBOX")
+    highest = int(c.response("HIGHESTMODSEQ")[1][0])
+    typ, data = c.uid("STORE", str(u1), "+FLAGS", r"(\Flagged)")
+    m = re.search(rb"MODSEQ \((\d+)\)", data[0])
+    assert m and int(m.group(1)) > highest
+    changed = int(m.group(1))
+    # Only the message changed since `highest` comes back.
+    typ, data = c.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {highest})")
+    assert len(data) == 1 and f"UID {u1}".encode() in data[0]
+    # UNCHANGEDSINCE older than the change: refused with MODIFIED.
+    typ, data = c.uid("STORE", f"{u1}:{u2}", f"(UNCHANGEDSINCE {highest}) +FLAGS", r"(\Seen)")
+    assert typ == "OK"
+    assert c.response("MODIFIED")[1][0] == str(u1).encode()
+    typ, data = c.search(None, "MODSEQ", str(changed))
+    assert data[0].startswith(b"1") and b"(MODSEQ" in data[0]
+    typ, data = c.status("INBOX", "(HIGHESTMODSEQ)")
+    assert b"HIGHESTMODSEQ" in data[0]
+    c.logout()
+
+
+def test_shutdown_says_bye_to_idle_and_waiting_sessions(imap):
+    s, f = raw_session(imap)
+    s.sendall(f'a LOGIN "{USER}" "{PASSWORD}"\r\n'.encode())
+    assert f.readline().startswith(b"a OK")
+    idler = Idler(imap)
+    started = time.time()
+    assert imap.stop() == 0
+    # Sessions end at once, not when the grace period runs out.
+    assert time.time() - started < 5
+    assert f.readline().startswith(b"* BYE")
+    idler.expect(rb"^\* BYE")
+
+
+def test_misc_commands(imap):
+    c = connect(imap)
+    u1 = append(c, "INBOX", msg("a"))
+    u2 = append(c, "INBOX", msg("b"))
+    u3 = append(c, "INBOX", msg("c"))
+    typ, data = c.namespace()
+    assert typ == "OK" and data[0] == b'(("" "/")) NIL NIL'
+    typ, data = c.xatom("ID", "NIL")
+    assert typ == "OK"
+    assert c.untagged_responses.pop("ID") == [b'("name" "posthorn")']
+
+    # EXAMINE is read-only: BODY[] does not set \Seen, STORE is refused.
+    typ, data = c.select("INBOX", readonly=True)
+    assert typ == "OK"
+    c.fetch("1", "(BODY[])")
+    typ, data = c.fetch("1", "(FLAGS)")
+    assert b"\\Seen" not in data[0]
+    typ, data = c.store("1", "+FLAGS", r"(\Seen)")
+    assert typ == "NO"
+    assert c.unselect()[0] == "OK"
+
+    c.select("INBOX")
+    assert c.check()[0] == "OK"
+    c.uid("STORE", f"{u1}:{u3}", "+FLAGS.SILENT", r"(\Deleted)")
+    # UID EXPUNGE removes only the named ones (RFC 4315).
+    typ, data = c.uid("EXPUNGE", str(u2))
+    assert typ == "OK" and c.untagged_responses.pop("EXPUNGE") == [b"2"]
+    # CLOSE expunges the rest silently.
+    c.untagged_responses.clear()
+    assert c.close()[0] == "OK"
+    assert "EXPUNGE" not in c.untagged_responses
+    typ, data = c.status("INBOX", "(MESSAGES)")
+    assert b"MESSAGES 0" in data[0]
+
+    assert c.create("News")[0] == "OK"
+    assert c.subscribe("News")[0] == "OK"
+    typ, lines = c.lsub('""', "News")
+    assert lines and b'"News"' in lines[0]
+    assert c.unsubscribe("News")[0] == "OK"
+    typ, lines = c.lsub('""', "News")
+    assert lines == [None]
+    c.logout()
+
+
+def test_qresync(imap):
+    c = connect(imap)
+    uids = [append(c, "INBOX", msg(f"q{i}")) for i in range(4)]
+    typ, data = c.xatom("ENABLE", "QRESYNC")
+    assert c.untagged_responses.pop("ENABLED") == [b"QRESYNC"]
+    c.select("INBOX")
+    validity = int(c.response("UIDVALIDITY")[1][0])
+    since = int(c.response("HIGHESTMODSEQ")[1][0])
+    c.unselect()
+    # Another session changes the folder while this one is away.
+    d = connect(imap)
+    d.select("INBOX")
+    d.uid("STORE", str(uids[0]), "+FLAGS", r"(\Flagged)")
+    d.uid("STORE", str(uids[1]), "+FLAGS.SILENT", r"(\Deleted)")
+    d.expunge()
+    d.logout()
+    c.untagged_responses.clear()
+    typ, data = c._simple_command("SELECT", "INBOX", f"(QRESYNC ({validity} {since}))")
+    assert typ == "OK"
+    c.state = "SELECTED"  # imaplib's select() cannot pass parameters
+    assert c.untagged_responses["VANISHED"] == [f"(EARLIER) {uids[1]}".encode()]
+    fetches = c.untagged_responses["FETCH"]
+    assert len(fetches) == 1 and f"UID {uids[0]}".encode() in fetches[0]
+    assert b"\\Flagged" in fetches[0]
+    # With QRESYNC, expunges come as VANISHED.
+    c.uid("STORE", str(uids[2]), "+FLAGS.SILENT", r"(\Deleted)")
+    c.untagged_responses.clear()
+    typ, data = c.expunge()
+    assert c.untagged_responses.get("VANISHED") == [str(uids[2]).encode()]
+    assert "EXPUNGE" not in c.untagged_responses
+    c.untagged_responses.clear()
+    typ, data = c.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {since} VANISHED)")
+    assert typ == "OK"
+    assert c.untagged_responses["VANISHED"] == [f"(EARLIER) {uids[1]}:{uids[2]}".encode()]
+    c.logout()
+
+
+def test_views_stay_consistent_under_concurrent_changes(imap):
+    import random
+
+    rnd = random.Random(7)
+    a, b = connect(imap), connect(imap)
+    for i in range(5):
+        append(b, "INBOX", msg(f"seed {i}"))
+    typ, data = a.select("INBOX")
+    count = int(data[0])
+    b.select("INBOX")
+    for step in range(40):
+        op = rnd.choice(["append", "expunge", "flag", "move"])
+        typ, data = b.uid("SEARCH", None, "ALL")
+        uids = [int(x) for x in data[0].split()]
+        if op == "append" or not uids:
+            append(b, "INBOX", msg(f"step {step}"))
+        elif op == "expunge":
+            victim = rnd.choice(uids)
+            b.uid("STORE", str(victim), "+FLAGS.SILENT", r"(\Deleted)")
+            b.uid("EXPUNGE", str(victim))
+        elif op == "flag":
+            b.uid("STORE", str(rnd.choice(uids)), "+FLAGS", r"(\Flagged)")
+        else:
+            b.uid("MOVE", str(rnd.choice(uids)), "Archive")
+        a.untagged_responses.clear()
+        a.noop()
+        # The client's own count from the pushed updates: this server sends
+        # the EXPUNGEs first, then EXISTS with the resulting count.
+        pushed = a.untagged_responses
+        count -= len(pushed.get("EXPUNGE", []))
+        if pushed.get("EXISTS"):
+            count = int(pushed["EXISTS"][-1])
+        a.untagged_responses.clear()
+        typ, data = a.fetch("1:*", "(UID)") if step % 3 else a.uid("FETCH", "1:*", "(UID)")
+        seen = []
+        for item in data:
+            if item is None:
+                continue
+            m = re.match(rb"(\d+) \(UID (\d+)\)", item)
+            assert m, item
+            seen.append((int(m.group(1)), int(m.group(2))))
+        typ, data = b.uid("SEARCH", None, "ALL")
+        truth = [int(x) for x in data[0].split()]
+        assert [s for s, _ in seen] == list(range(1, len(truth) + 1)), (step, seen, truth)
+        assert [u for _, u in seen] == truth, (step, seen, truth)
+        assert count == len(truth), (step, count, truth)
+    a.logout()
+    b.logout()

@@ -3,6 +3,25 @@
 //!
 //! `proto` is the pure grammar and formatting; `session` the per-connection
 //! state machine, one file per command family.
+//!
+//! | RFC | what | status |
+//! |---|---|---|
+//! | 3501 | IMAP4rev1 | done, except: SEARCH decodes no RFC 2047 words, ENVELOPE strings are UTF-8 as the summary stores them |
+//! | 2177 | IDLE | done: change feed push, `* OK Still here` every 2 min, 35 min IDLE limit |
+//! | 7888 | LITERAL+ | done; over-limit `{n+}` closes the connection |
+//! | 4959 | SASL-IR | done (PLAIN only, RFC 4616) |
+//! | 4315 | UIDPLUS | done: APPENDUID, COPYUID, UID EXPUNGE |
+//! | 6851 | MOVE | done |
+//! | 6154 | SPECIAL-USE | done, plus the `(SPECIAL-USE)` LIST selection option |
+//! | 3348 | CHILDREN | done |
+//! | 2342 | NAMESPACE | done (one personal namespace) |
+//! | 3691 | UNSELECT | done |
+//! | 5161 | ENABLE | done (CONDSTORE, QRESYNC) |
+//! | 2971 | ID | done |
+//! | 9208 | QUOTA | GETQUOTA/GETQUOTAROOT, `[OVERQUOTA]` on APPEND/COPY; no SETQUOTA |
+//! | 7162 | CONDSTORE, QRESYNC | done; SELECT's sequence match data is accepted and ignored |
+//! | 5258/5819 | LIST-EXTENDED, LIST-STATUS | syntax, SUBSCRIBED, SPECIAL-USE, RETURN (STATUS); not advertised |
+//! | 9051 | IMAP4rev2 | not yet |
 
 pub mod proto;
 mod session;

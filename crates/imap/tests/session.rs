@@ -202,3 +202,21 @@ async fn commands_need_the_right_state() {
     assert!(c.line().await.starts_with("f NO [READ-ONLY]"));
     c.ok("g", "LOGOUT").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn literal_count_and_size_are_limited_before_reading() {
+    let env = start().await;
+    let mut c = Client::connect(&env).await;
+    c.send(b"a LOGIN {1}\r\n").await;
+    for _ in 0..15 {
+        assert!(c.line().await.starts_with("+ "));
+        c.send(b"x {1}\r\n").await;
+    }
+    assert!(c.line().await.starts_with("+ "));
+    // The 17th literal of one command is refused without a continuation.
+    c.send(b"x {1}\r\n").await;
+    assert!(c.line().await.starts_with("a BAD [TOOBIG]"));
+    c.send(b"b LOGIN {70000}\r\n").await;
+    assert!(c.line().await.starts_with("b BAD [TOOBIG]"));
+    c.ok("c", "NOOP").await;
+}

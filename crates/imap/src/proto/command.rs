@@ -30,6 +30,10 @@ pub enum Command {
     Select {
         mailbox: String,
         read_only: bool,
+        /// `(CONDSTORE)` parameter (RFC 7162 §3.1.8).
+        condstore: bool,
+        /// `(QRESYNC (...))` parameter (RFC 7162 §3.2.5).
+        qresync: Option<Qresync>,
     },
     Create(String),
     Delete(String),
@@ -50,6 +54,10 @@ pub enum Command {
         uid: bool,
         set: SeqSet,
         items: Vec<FetchAtt>,
+        /// CHANGEDSINCE modifier (RFC 7162 §3.1.4).
+        changed_since: Option<u64>,
+        /// VANISHED modifier (RFC 7162 §3.2.6).
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -57,6 +65,8 @@ pub enum Command {
         op: FlagOp,
         silent: bool,
         flags: Flags,
+        /// UNCHANGEDSINCE modifier (RFC 7162 §3.1.3).
+        unchanged_since: Option<u64>,
     },
     Copy {
         uid: bool,
@@ -74,8 +84,18 @@ pub enum Command {
     /// GETQUOTA (RFC 9208 §4.3.1); the root name.
     GetQuota(String),
     Namespace,
-    Enable,
+    /// Extension names, uppercase (RFC 5161).
+    Enable(Vec<String>),
     Id,
+}
+
+/// What a client knew of a mailbox when it last synchronized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    /// Limits the VANISHED (EARLIER) report.
+    pub known_uids: Option<SeqSet>,
 }
 
 /// LIST and LSUB, with the parts of LIST-EXTENDED (RFC 5258) clients send
@@ -100,11 +120,14 @@ pub enum StatusItem {
     UidValidity,
     Unseen,
     Size,
+    HighestModSeq,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FetchAtt {
     Flags,
+    /// RFC 7162 §3.1.4.
+    ModSeq,
     Uid,
     InternalDate,
     Rfc822Size,
@@ -156,10 +179,16 @@ pub enum SearchKey {
     Before(i64),
     On(i64),
     Since(i64),
+    /// Date header's date, in days since the epoch, time and zone ignored.
+    SentBefore(i64),
+    SentOn(i64),
+    SentSince(i64),
     /// Field name (lowercase) and substring.
     Header(String, String),
     Body(String),
     Text(String),
+    /// Modseq at least this (RFC 7162 §3.1.5).
+    ModSeq(u64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -535,9 +564,31 @@ impl<'a> Parser<'a> {
             }
             "SELECT" | "EXAMINE" => {
                 self.sp()?;
+                let mailbox = self.mailbox()?;
+                let (mut condstore, mut qresync) = (false, None);
+                if !self.at_end() {
+                    self.sp()?;
+                    self.expect(b'(')?;
+                    while self.peek() != Some(b')') {
+                        if condstore || qresync.is_some() {
+                            self.sp()?;
+                        }
+                        match self.atom()?.to_ascii_uppercase().as_str() {
+                            "CONDSTORE" if !condstore => condstore = true,
+                            "QRESYNC" if qresync.is_none() => {
+                                self.sp()?;
+                                qresync = Some(self.qresync()?);
+                            }
+                            p => return Err(format!("unexpected SELECT parameter {p}")),
+                        }
+                    }
+                    self.pos += 1;
+                }
                 Command::Select {
-                    mailbox: self.mailbox()?,
+                    mailbox,
                     read_only: name == "EXAMINE",
+                    condstore,
+                    qresync,
                 }
             }
             "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
@@ -577,15 +628,15 @@ impl<'a> Parser<'a> {
                 }
             }
             "ENABLE" => {
-                // Nothing enableable is advertised; accept and enable nothing
-                // (RFC 5161 §3.1).
-                self.sp()?;
-                self.atom()?;
-                while !self.at_end() {
+                let mut names = Vec::new();
+                while !self.at_end() || names.is_empty() {
                     self.sp()?;
-                    self.atom()?;
+                    if names.len() >= MAX_LIST {
+                        return Err("too many extensions".into());
+                    }
+                    names.push(self.atom()?.to_ascii_uppercase());
                 }
-                Command::Enable
+                Command::Enable(names)
             }
             "ID" => {
                 // RFC 2971: the client's parameters are only logged by peers;
@@ -656,6 +707,7 @@ impl<'a> Parser<'a> {
                 "UIDVALIDITY" => StatusItem::UidValidity,
                 "UNSEEN" => StatusItem::Unseen,
                 "SIZE" => StatusItem::Size,
+                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 other => return Err(format!("unknown status item {other}")),
             });
         }
@@ -804,7 +856,22 @@ impl<'a> Parser<'a> {
             // RFC 3501 §6.4.8: UID FETCH always reports the UID.
             items.insert(0, FetchAtt::Uid);
         }
-        Ok(Command::Fetch { uid, set, items })
+        let (changed_since, vanished) = self.fetch_modifiers()?;
+        if vanished && !uid {
+            // RFC 7162 §3.2.6: only UID FETCH may ask for VANISHED.
+            return Err("VANISHED needs UID FETCH".into());
+        }
+        if changed_since.is_some() && !items.contains(&FetchAtt::ModSeq) {
+            // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+            items.push(FetchAtt::ModSeq);
+        }
+        Ok(Command::Fetch {
+            uid,
+            set,
+            items,
+            changed_since,
+            vanished,
+        })
     }
 
     fn fetch_att(&mut self) -> R<FetchAtt> {
@@ -819,6 +886,7 @@ impl<'a> Parser<'a> {
         };
         Ok(match &name[..] {
             b"FLAGS" => FetchAtt::Flags,
+            b"MODSEQ" => FetchAtt::ModSeq,
             b"UID" => FetchAtt::Uid,
             b"INTERNALDATE" => FetchAtt::InternalDate,
             b"RFC822.SIZE" => FetchAtt::Rfc822Size,
@@ -918,8 +986,86 @@ impl<'a> Parser<'a> {
         Ok(s)
     }
 
+    /// `(uidvalidity modseq [known-uids [seq-match-data]])`; the
+    /// sequence match data only narrows what the client wants reported and
+    /// is not needed for a correct answer, so it is parsed and ignored.
+    fn qresync(&mut self) -> R<Qresync> {
+        self.expect(b'(')?;
+        let uidvalidity = self.number32()?;
+        self.sp()?;
+        let modseq = self.number()?;
+        let mut known_uids = None;
+        if self.peek() == Some(b' ') {
+            self.pos += 1;
+            if self.peek() != Some(b'(') {
+                known_uids = Some(self.seq_set()?);
+                if self.peek() == Some(b' ') {
+                    self.pos += 1;
+                }
+            }
+            if self.peek() == Some(b'(') {
+                self.pos += 1;
+                self.seq_set()?;
+                self.sp()?;
+                self.seq_set()?;
+                self.expect(b')')?;
+            }
+        }
+        self.expect(b')')?;
+        Ok(Qresync {
+            uidvalidity,
+            modseq,
+            known_uids,
+        })
+    }
+
+    /// FETCH modifiers: ` (CHANGEDSINCE n [VANISHED])` (RFC 7162 §3.1.4,
+    /// §3.2.6).
+    fn fetch_modifiers(&mut self) -> R<(Option<u64>, bool)> {
+        if self.at_end() || self.buf.get(self.pos..self.pos + 2) != Some(b" (") {
+            return Ok((None, false));
+        }
+        self.pos += 2;
+        let (mut since, mut vanished, mut n) = (None, false, 0);
+        while self.peek() != Some(b')') {
+            if n > 0 {
+                self.sp()?;
+            }
+            n += 1;
+            match self.atom()?.to_ascii_uppercase().as_str() {
+                "CHANGEDSINCE" if since.is_none() => {
+                    self.sp()?;
+                    since = Some(self.number()?);
+                }
+                "VANISHED" if !vanished => vanished = true,
+                m => return Err(format!("unexpected FETCH modifier {m}")),
+            }
+        }
+        self.pos += 1;
+        if since.is_none() {
+            return Err("FETCH modifiers need CHANGEDSINCE".into());
+        }
+        Ok((since, vanished))
+    }
+
+    /// An optional ` (NAME n)` command modifier.
+    fn modifier(&mut self, name: &str) -> R<Option<u64>> {
+        if self.at_end() || self.buf.get(self.pos..self.pos + 2) != Some(b" (") {
+            return Ok(None);
+        }
+        self.pos += 2;
+        if !self.atom()?.eq_ignore_ascii_case(name) {
+            return Err(format!("expected {name}"));
+        }
+        self.sp()?;
+        let n = self.number()?;
+        self.expect(b')')?;
+        Ok(Some(n))
+    }
+
     fn store(&mut self, uid: bool) -> R<Command> {
         let set = self.seq_set()?;
+        let unchanged_since = self.modifier("UNCHANGEDSINCE")?;
         self.sp()?;
         let item = self.take_while(|b| b.is_ascii_alphabetic() || b"+-.".contains(&b));
         let item = item.to_ascii_uppercase();
@@ -960,6 +1106,7 @@ impl<'a> Parser<'a> {
             op,
             silent,
             flags,
+            unchanged_since,
         })
     }
 
@@ -1082,6 +1229,9 @@ impl<'a> Parser<'a> {
             "BEFORE" => SearchKey::Before(self.search_date()?),
             "ON" => SearchKey::On(self.search_date()?),
             "SINCE" => SearchKey::Since(self.search_date()?),
+            "SENTBEFORE" => SearchKey::SentBefore(self.search_date()?),
+            "SENTON" => SearchKey::SentOn(self.search_date()?),
+            "SENTSINCE" => SearchKey::SentSince(self.search_date()?),
             "SUBJECT" | "FROM" | "TO" | "CC" | "BCC" => {
                 SearchKey::Header(word.to_ascii_lowercase(), self.search_string()?)
             }
@@ -1090,6 +1240,18 @@ impl<'a> Parser<'a> {
                 SearchKey::Header(field, self.search_string()?)
             }
             "BODY" => SearchKey::Body(self.search_string()?),
+            "MODSEQ" => {
+                self.sp()?;
+                if self.peek() == Some(b'"') {
+                    // entry-name and entry-type-req: per-flag modseqs are
+                    // not kept, so the message's modseq stands for all.
+                    self.quoted()?;
+                    self.sp()?;
+                    self.atom()?;
+                    self.sp()?;
+                }
+                SearchKey::ModSeq(self.number()?)
+            }
             "TEXT" => SearchKey::Text(self.search_string()?),
             "UID" => {
                 self.sp()?;
@@ -1179,6 +1341,44 @@ mod tests {
         );
         assert_eq!(cmd("a GETQUOTA \"\""), Command::GetQuota("".into()));
         assert_eq!(
+            cmd("a ENABLE CONDSTORE X-FOO"),
+            Command::Enable(vec!["CONDSTORE".into(), "X-FOO".into()])
+        );
+        assert!(parse(b"a ENABLE").is_err());
+        assert!(matches!(
+            cmd("a SELECT INBOX (CONDSTORE)"),
+            Command::Select {
+                condstore: true,
+                ..
+            }
+        ));
+        let Command::Select { qresync, .. } = cmd(
+            "a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541 (1,3 5,7)))",
+        ) else {
+            panic!()
+        };
+        let q = qresync.unwrap();
+        assert_eq!((q.uidvalidity, q.modseq), (67890007, 20050715194045000));
+        assert!(q.known_uids.unwrap().contains(43, 0));
+        assert!(matches!(
+            cmd("a EXAMINE INBOX (QRESYNC (1 2))"),
+            Command::Select {
+                qresync: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a UID FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)"),
+            Command::Fetch {
+                vanished: true,
+                changed_since: Some(5),
+                ..
+            }
+        ));
+        assert!(parse(b"a FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)").is_err());
+        assert!(parse(b"a UID FETCH 1:* FLAGS (VANISHED)").is_err());
+        assert!(parse(b"a SELECT INBOX (QRESYNC (1))").is_err());
+        assert_eq!(
             cmd("a CREATE Entw&APw-rfe"),
             Command::Create("Entwürfe".into())
         );
@@ -1212,6 +1412,30 @@ mod tests {
             panic!()
         };
         assert_eq!(items.len(), 5);
+        let Command::Fetch {
+            items,
+            changed_since,
+            ..
+        } = cmd("a FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)")
+        else {
+            panic!()
+        };
+        assert_eq!(changed_since, Some(12345));
+        assert_eq!(items, vec![FetchAtt::Flags, FetchAtt::ModSeq]);
+        assert!(matches!(
+            cmd("a STORE 1 (UNCHANGEDSINCE 7) +FLAGS (\\Seen)"),
+            Command::Store {
+                unchanged_since: Some(7),
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338"),
+            Command::Search {
+                key: SearchKey::ModSeq(620162338),
+                ..
+            }
+        ));
         for bad in [
             "a FETCH 1 (FLAGS",
             "a FETCH 1 BODY[0]",
@@ -1238,7 +1462,8 @@ mod tests {
                 flags: Flags {
                     system: Flags::SEEN,
                     keywords: vec!["$Junk".into()]
-                }
+                },
+                unchanged_since: None
             }
         );
         let Command::Search { key, .. } =
@@ -1306,6 +1531,8 @@ mod tests {
         assert_eq!(h.flags.system, Flags::SEEN);
         assert!(h.date.is_some());
         assert!(parse_append_head(b"A3 APPEND INBOX ").is_some());
+        let h = parse_append_head(b"A3 APPEND {5}\r\nDraft ").unwrap();
+        assert_eq!(h.mailbox, "Draft");
         // The literal here is the mailbox name, not the message.
         assert!(parse_append_head(b"A3 APPEND ").is_none());
         assert!(parse_append_head(b"A3 APPEND INBOX \"bad date\" ").is_none());

@@ -48,6 +48,16 @@ pub fn parse_date(s: &str) -> Option<i64> {
     Some(days_from_civil(y, m, d))
 }
 
+/// The date of an RFC 5322 Date header (`[Day, ]d Mon yyyy ...`) in days
+/// since the epoch; time and zone are ignored as SENT* searches want
+/// (RFC 3501 §6.4.4).
+pub fn parse_header_date(s: &str) -> Option<i64> {
+    let s = s.split_once(',').map_or(s, |(_, rest)| rest);
+    let mut words = s.split_ascii_whitespace();
+    let (d, m, y) = (words.next()?, words.next()?, words.next()?);
+    parse_date(&format!("{d}-{m}-{y}"))
+}
+
 /// `dd-Mon-yyyy hh:mm:ss +zzzz` → Unix seconds.
 pub fn parse_date_time(s: &str) -> Option<i64> {
     let (date, rest) = s.trim_start().split_once(' ')?;
@@ -103,6 +113,12 @@ mod tests {
         assert_eq!(parse_date_time(" 1-Jan-1970 00:00:00 +0000"), Some(0));
         assert_eq!(parse_date("1-Feb-1994"), Some(8797));
         assert_eq!(format_date_time(951_782_400), "29-Feb-2000 00:00:00 +0000");
+        assert_eq!(
+            parse_header_date("Tue, 1 Feb 1994 21:52:25 -0800 (PST)"),
+            Some(8797)
+        );
+        assert_eq!(parse_header_date("1 Feb 1994 00:00 +0000"), Some(8797));
+        assert_eq!(parse_header_date("garbage"), None);
     }
 
     #[test]

@@ -7,6 +7,33 @@ use summary::{Address, Envelope, Part, PartKind};
 
 use super::command::{Section, SectionText};
 
+/// `1:3,5` for COPYUID (RFC 4315 §3) and VANISHED, in the given order.
+pub fn uid_set(uids: impl Iterator<Item = u32>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut run: Option<(u32, u32)> = None;
+    let flush = |r: (u32, u32), out: &mut Vec<String>| {
+        out.push(if r.0 == r.1 {
+            r.0.to_string()
+        } else {
+            format!("{}:{}", r.0, r.1)
+        });
+    };
+    for u in uids {
+        run = match run {
+            Some((a, b)) if b.checked_add(1) == Some(u) => Some((a, u)),
+            Some(r) => {
+                flush(r, &mut out);
+                Some((u, u))
+            }
+            None => Some((u, u)),
+        };
+    }
+    if let Some(r) = run {
+        flush(r, &mut out);
+    }
+    out.join(",")
+}
+
 /// Appends `s` as a quoted string when it can be one, else as a literal
 /// (RFC 3501 §4.3: quoted strings are 7-bit without CR, LF or NUL).
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
@@ -343,6 +370,15 @@ mod tests {
 
     fn text(v: Vec<u8>) -> String {
         String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn uid_sets() {
+        assert_eq!(uid_set([1, 2, 3, 5, 7, 8].into_iter()), "1:3,5,7:8");
+        assert_eq!(uid_set([4].into_iter()), "4");
+        assert_eq!(uid_set(std::iter::empty()), "");
+        // Order kept: COPYUID source and destination lists must pair up.
+        assert_eq!(uid_set([3, 1].into_iter()), "3,1");
     }
 
     #[test]

@@ -7,6 +7,9 @@ pub mod format;
 pub mod seqset;
 pub mod utf7;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use command::{
     AppendHead, Command, FetchAtt, ListCommand, ParseError, SearchKey, Section, SectionText,
     StatusItem, literal_suffix, parse, parse_append_head, tag_of,

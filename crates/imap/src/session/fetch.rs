@@ -20,11 +20,40 @@ const INLINE: u64 = 64 * 1024;
 const MAX_HEADER: u64 = 1 << 20;
 
 impl Session {
+    /// `* VANISHED (EARLIER)` for UID FETCH (CHANGEDSINCE n VANISHED)
+    /// (RFC 7162 §3.2.6): UIDs in the set expunged after `since`.
+    pub(super) async fn vanished_earlier(&mut self, set: &SeqSet, since: u64) -> io::Result<()> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let largest = sel.uids.last().copied().unwrap_or(0);
+        // Without the list the client would miss expunges: end the session
+        // rather than answer wrongly.
+        let mut gone = self
+            .inner
+            .store
+            .expunged_since(self.account(), sel.id, since)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        gone.retain(|u| set.contains(*u, largest));
+        gone.sort_unstable();
+        gone.dedup();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let line = format!(
+            "* VANISHED (EARLIER) {}\r\n",
+            format::uid_set(gone.into_iter())
+        );
+        self.io.write_all(line.as_bytes()).await
+    }
+
     pub(super) async fn fetch(
         &mut self,
         uid: bool,
         set: &SeqSet,
         items: &[FetchAtt],
+        changed_since: Option<u64>,
     ) -> io::Result<String> {
         let Some(sel) = self.selected.as_ref() else {
             return Ok("BAD No mailbox selected".into());
@@ -39,13 +68,18 @@ impl Session {
             && items
                 .iter()
                 .any(|i| matches!(i, FetchAtt::Section { peek: false, .. }));
+        let mut out = Vec::new();
         for batch in targets.chunks(BATCH) {
             let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
                 continue;
             };
             let mut records = match self.inner.store.list(a, mailbox, first.1..=last.1).await {
                 Ok(r) => r,
-                Err(e) => return Ok(super::store_error(e)),
+                Err(e) => {
+                    // What earlier batches produced still goes out first.
+                    self.io.write_all(&out).await?;
+                    return Ok(super::store_error(e));
+                }
             };
             let mut newly_seen = Vec::new();
             if marks_seen {
@@ -73,7 +107,10 @@ impl Session {
                                 newly_seen.push(up.uid);
                             }
                         }
-                        Err(e) => return Ok(super::store_error(e)),
+                        Err(e) => {
+                            self.io.write_all(&out).await?;
+                            return Ok(super::store_error(e));
+                        }
                     }
                 }
             }
@@ -83,22 +120,32 @@ impl Session {
                     // leaves the EXPUNGE for later).
                     continue;
                 };
+                if changed_since.is_some_and(|since| records[i].1.modseq <= since) {
+                    continue;
+                }
                 let with_flags = newly_seen.contains(&u) && !items.contains(&FetchAtt::Flags);
-                self.fetch_one(seq, u, &records[i].1, items, with_flags)
+                self.fetch_one(&mut out, seq, u, &records[i].1, items, with_flags)
                     .await?;
+                if out.len() >= INLINE as usize {
+                    self.io.write_all(&out).await?;
+                    out.clear();
+                }
             }
         }
+        self.io.write_all(&out).await?;
         Ok(format!(
             "OK {}FETCH completed",
             if uid { "UID " } else { "" }
         ))
     }
 
-    /// Writes `* seq FETCH (...)`. A store failure may come after part of
-    /// the response was sent, which cannot be taken back: it ends the
-    /// connection like an I/O error.
+    /// Appends `* seq FETCH (...)` to `out`, which the caller sends (small
+    /// responses are batched; large sections are streamed, flushing `out`
+    /// first). A store failure may come after part of the response was sent,
+    /// which cannot be taken back: it ends the connection like an I/O error.
     async fn fetch_one(
         &mut self,
+        out: &mut Vec<u8>,
         seq: u32,
         uid: u32,
         rec: &MessageRecord,
@@ -122,11 +169,18 @@ impl Session {
             None
         };
         let mut blob: Option<BlobReader> = None;
-        let mut out = format!("* {seq} FETCH (").into_bytes();
+        out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
         let mut first = true;
         let mut items: Vec<&FetchAtt> = items.iter().collect();
         if with_flags {
             items.push(&FetchAtt::Flags);
+        }
+        // RFC 7162 §3.1: with CONDSTORE, flags travel with their MODSEQ.
+        if self.condstore
+            && items.contains(&&FetchAtt::Flags)
+            && !items.contains(&&FetchAtt::ModSeq)
+        {
+            items.push(&FetchAtt::ModSeq);
         }
         for item in items {
             if !first {
@@ -137,6 +191,9 @@ impl Session {
                 FetchAtt::Flags => out
                     .extend_from_slice(format!("FLAGS ({})", format::flags(&rec.flags)).as_bytes()),
                 FetchAtt::Uid => out.extend_from_slice(format!("UID {uid}").as_bytes()),
+                FetchAtt::ModSeq => {
+                    out.extend_from_slice(format!("MODSEQ ({})", rec.modseq).as_bytes())
+                }
                 FetchAtt::InternalDate => out.extend_from_slice(
                     format!(
                         "INTERNALDATE \"{}\"",
@@ -150,14 +207,14 @@ impl Session {
                 FetchAtt::Envelope => {
                     if let Some(s) = &summary {
                         out.extend_from_slice(b"ENVELOPE ");
-                        format::envelope(&mut out, &s.envelope);
+                        format::envelope(out, &s.envelope);
                     }
                 }
                 FetchAtt::BodyStructure | FetchAtt::Body => {
                     if let Some(s) = &summary {
                         let ext = matches!(item, FetchAtt::BodyStructure);
                         out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                        format::body_structure(&mut out, &s.root, ext);
+                        format::body_structure(out, &s.root, ext);
                     }
                 }
                 FetchAtt::Section {
@@ -190,7 +247,7 @@ impl Session {
                         let header = reader.read_range(start, len).await.map_err(other)?;
                         let filtered = format::filter_header(&header, *not, names);
                         let bytes = clip(&filtered, *partial);
-                        literal_head(&mut out, bytes.len() as u64);
+                        literal_head(out, bytes.len() as u64);
                         out.extend_from_slice(bytes);
                         continue;
                     }
@@ -201,12 +258,12 @@ impl Session {
                         }
                         None => (start, end),
                     };
-                    literal_head(&mut out, to - from);
+                    literal_head(out, to - from);
                     if to - from <= INLINE {
                         let bytes = reader.read_range(from, to - from).await.map_err(other)?;
                         out.extend_from_slice(&bytes);
                     } else {
-                        self.io.write_all(&out).await?;
+                        self.io.write_all(out).await?;
                         out.clear();
                         let mut pos = from;
                         while pos < to {
@@ -223,7 +280,7 @@ impl Session {
             }
         }
         out.extend_from_slice(b")\r\n");
-        self.io.write_all(&out).await
+        Ok(())
     }
 }
 

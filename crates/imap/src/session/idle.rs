@@ -81,7 +81,7 @@ impl Session {
                     self.io.write_all(b"* BYE IDLE for too long\r\n").await?;
                     return Ok(Flow::Close);
                 }
-                _ = self.shutdown.changed() => {
+                () = super::shutdown_signal(&mut self.shutdown) => {
                     self.io.write_all(b"* BYE Server shutting down\r\n").await?;
                     return Ok(Flow::Close);
                 }

@@ -7,6 +7,7 @@ use store::{ExpungeSet, Flags, MailboxRecord};
 
 use super::Session;
 use super::view::Selected;
+use crate::proto::command::Qresync;
 use crate::proto::format;
 use crate::proto::{ListCommand, StatusItem};
 
@@ -53,9 +54,19 @@ fn normalize_pattern(p: &str) -> String {
 }
 
 impl Session {
-    pub(super) async fn select(&mut self, name: &str, read_only: bool) -> io::Result<String> {
-        // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
-        self.selected = None;
+    pub(super) async fn select(
+        &mut self,
+        name: &str,
+        read_only: bool,
+        qresync: Option<Qresync>,
+    ) -> io::Result<String> {
+        // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected;
+        // RFC 7162 §3.2.11: [CLOSED] marks where the old one's responses end.
+        if self.selected.take().is_some() {
+            self.io
+                .write_all(b"* OK [CLOSED] Previous mailbox closed\r\n")
+                .await?;
+        }
         let a = self.account();
         let store = &self.inner.store;
         let mb = match store.mailbox(a, name).await {
@@ -63,13 +74,17 @@ impl Session {
             Ok(None) => return Ok("NO [NONEXISTENT] No such mailbox".into()),
             Err(e) => return Ok(super::store_error(e)),
         };
+        // The snapshot below shows every change queued so far; what comes
+        // after it is applied again harmlessly (appends and expunges are
+        // idempotent on the view).
+        self.drop_changes();
+        let store = &self.inner.store;
         let list = match store.list(a, mb.id, 1..=u32::MAX).await {
             Ok(l) => l,
             Err(e) => return Ok(super::store_error(e)),
         };
         let first_unseen = list.iter().position(|(_, r)| !r.flags.seen());
         let uids: Vec<u32> = list.iter().map(|(u, _)| *u).collect();
-        drop(list);
         let mut out = format!(
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* {} EXISTS\r\n* 0 RECENT\r\n",
             uids.len()
@@ -82,12 +97,52 @@ impl Session {
             mb.info.uidvalidity,
             mb.info.uidnext.max(uids.last().map_or(1, |u| u + 1))
         ));
+        // RFC 7162 §3.1.2.1; modseqs are never 0.
+        out.push_str(&format!(
+            "* OK [HIGHESTMODSEQ {}] Highest\r\n",
+            mb.info.highest_modseq.max(1)
+        ));
         out.push_str(if read_only {
             "* OK [PERMANENTFLAGS ()] Read-only\r\n"
         } else {
             "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n"
         });
-        self.io.write_all(out.as_bytes()).await?;
+        let mut out = out.into_bytes();
+        // RFC 7162 §3.2.5.1: what changed since the client's last sync.
+        if let Some(q) = qresync.filter(|q| q.uidvalidity == mb.info.uidvalidity) {
+            let largest = uids.last().copied().unwrap_or(0);
+            let mut gone = match store.expunged_since(a, mb.id, q.modseq).await {
+                Ok(g) => g,
+                Err(e) => return Ok(super::store_error(e)),
+            };
+            gone.retain(|u| {
+                q.known_uids
+                    .as_ref()
+                    .is_none_or(|k| k.contains(*u, largest))
+            });
+            gone.sort_unstable();
+            gone.dedup();
+            if !gone.is_empty() {
+                let line = format!(
+                    "* VANISHED (EARLIER) {}\r\n",
+                    format::uid_set(gone.into_iter())
+                );
+                out.extend_from_slice(line.as_bytes());
+            }
+            for (i, (uid, rec)) in list.iter().enumerate() {
+                if rec.modseq > q.modseq {
+                    let line = format!(
+                        "* {} FETCH (UID {uid} FLAGS ({}) MODSEQ ({}))\r\n",
+                        i + 1,
+                        format::flags(&rec.flags),
+                        rec.modseq
+                    );
+                    out.extend_from_slice(line.as_bytes());
+                }
+            }
+        }
+        drop(list);
+        self.io.write_all(&out).await?;
         self.selected = Some(Selected::new(mb.id, read_only, uids));
         Ok(if read_only {
             "OK [READ-ONLY] EXAMINE completed"
@@ -239,6 +294,7 @@ fn status_line(out: &mut Vec<u8>, i: &MailboxRecord, items: &[StatusItem]) {
             StatusItem::UidValidity => format!("UIDVALIDITY {}", i.uidvalidity),
             StatusItem::Unseen => format!("UNSEEN {}", i.unseen),
             StatusItem::Size => format!("SIZE {}", i.size),
+            StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", i.highest_modseq.max(1)),
         })
         .collect();
     out.extend_from_slice(b"* STATUS ");

@@ -8,33 +8,6 @@ use super::Session;
 use crate::proto::SeqSet;
 use crate::proto::format;
 
-/// `1:3,5` for COPYUID (RFC 4315 §3), in the given order.
-fn uid_list(uids: impl Iterator<Item = u32>) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut run: Option<(u32, u32)> = None;
-    let flush = |r: (u32, u32), out: &mut Vec<String>| {
-        out.push(if r.0 == r.1 {
-            r.0.to_string()
-        } else {
-            format!("{}:{}", r.0, r.1)
-        });
-    };
-    for u in uids {
-        run = match run {
-            Some((a, b)) if b.checked_add(1) == Some(u) => Some((a, u)),
-            Some(r) => {
-                flush(r, &mut out);
-                Some((u, u))
-            }
-            None => Some((u, u)),
-        };
-    }
-    if let Some(r) = run {
-        flush(r, &mut out);
-    }
-    out.join(",")
-}
-
 impl Session {
     /// The account's quota for COPY and APPEND (0: none).
     pub(super) async fn quota_limit(&self) -> Option<u64> {
@@ -83,6 +56,7 @@ impl Session {
         op: FlagOp,
         silent: bool,
         flags: Flags,
+        unchanged_since: Option<u64>,
     ) -> io::Result<String> {
         let Some(sel) = self.selected.as_ref() else {
             return Ok("BAD No mailbox selected".into());
@@ -98,10 +72,10 @@ impl Session {
         if uids.is_empty() {
             return Ok("OK STORE completed".into());
         }
-        let (updates, _) = match self
+        let (updates, modified) = match self
             .inner
             .store
-            .set_flags(self.account(), mailbox, uids, op, flags, None)
+            .set_flags(self.account(), mailbox, uids, op, flags, unchanged_since)
             .await
         {
             Ok(r) => r,
@@ -113,26 +87,42 @@ impl Session {
         let mut out = Vec::new();
         for up in updates {
             sel.own_modseqs.push(up.modseq);
-            if silent {
+            // RFC 7162 §3.1.3: with CONDSTORE the new MODSEQ is reported even
+            // for .SILENT.
+            if silent && !(self.condstore && up.changed) {
                 continue;
             }
-            if let Some(seq) = sel.seq_of(up.uid) {
-                let uid_item = if uid {
-                    format!(" UID {}", up.uid)
-                } else {
-                    String::new()
-                };
-                out.extend_from_slice(
-                    format!(
-                        "* {seq} FETCH (FLAGS ({}){uid_item})\r\n",
-                        format::flags(&up.flags)
-                    )
-                    .as_bytes(),
-                );
+            let Some(seq) = sel.seq_of(up.uid) else {
+                continue;
+            };
+            let mut items = Vec::new();
+            if !silent {
+                items.push(format!("FLAGS ({})", format::flags(&up.flags)));
             }
+            if uid {
+                items.push(format!("UID {}", up.uid));
+            }
+            if self.condstore {
+                items.push(format!("MODSEQ ({})", up.modseq));
+            }
+            out.extend_from_slice(format!("* {seq} FETCH ({})\r\n", items.join(" ")).as_bytes());
         }
         self.io.write_all(&out).await?;
-        Ok("OK STORE completed".into())
+        if modified.is_empty() {
+            return Ok("OK STORE completed".into());
+        }
+        // RFC 7162 §3.1.3: MODIFIED names what UNCHANGEDSINCE left alone,
+        // by UID for UID STORE and by number otherwise.
+        let mut ids: Vec<u32> = if uid {
+            modified
+        } else {
+            modified.iter().filter_map(|u| sel.seq_of(*u)).collect()
+        };
+        ids.sort_unstable();
+        Ok(format!(
+            "OK [MODIFIED {}] Conditional STORE failed for some",
+            format::uid_set(ids.into_iter())
+        ))
     }
 
     pub(super) async fn copy(
@@ -178,8 +168,8 @@ impl Session {
         let code = format!(
             "COPYUID {} {} {}",
             result.uidvalidity,
-            uid_list(result.uids.iter().map(|p| p.0)),
-            uid_list(result.uids.iter().map(|p| p.1))
+            format::uid_set(result.uids.iter().map(|p| p.0)),
+            format::uid_set(result.uids.iter().map(|p| p.1))
         );
         if !moving {
             return Ok(format!("OK [{code}] COPY completed"));
@@ -188,7 +178,7 @@ impl Session {
         let mut out = format!("* OK [{code}] Moved\r\n").into_bytes();
         if let Some(sel) = self.selected.as_mut() {
             sel.expunged.extend(result.uids.iter().map(|p| p.0));
-            sel.expunge_now(&mut out);
+            sel.expunge_now(&mut out, self.qresync);
         }
         self.io.write_all(&out).await?;
         Ok("OK MOVE completed".into())
@@ -216,23 +206,9 @@ impl Session {
         let mut out = Vec::new();
         if let Some(sel) = self.selected.as_mut() {
             sel.expunged.extend(gone);
-            sel.expunge_now(&mut out);
+            sel.expunge_now(&mut out, self.qresync);
         }
         self.io.write_all(&out).await?;
         Ok("OK EXPUNGE completed".into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::uid_list;
-
-    #[test]
-    fn copyuid_sets() {
-        assert_eq!(uid_list([1, 2, 3, 5, 7, 8].into_iter()), "1:3,5,7:8");
-        assert_eq!(uid_list([4].into_iter()), "4");
-        assert_eq!(uid_list(std::iter::empty()), "");
-        // Order kept: source and destination lists must pair up.
-        assert_eq!(uid_list([3, 1].into_iter()), "3,1");
     }
 }

@@ -81,6 +81,10 @@ struct Session {
     shutdown: watch::Receiver<bool>,
     user: Option<User>,
     selected: Option<Selected>,
+    /// CONDSTORE is enabled (RFC 7162 §3.1): FETCH responses carry MODSEQ.
+    condstore: bool,
+    /// QRESYNC is enabled (RFC 7162 §3.2): VANISHED replaces EXPUNGE.
+    qresync: bool,
     errors: u32,
 }
 
@@ -100,6 +104,8 @@ pub(crate) async fn run(inner: Arc<Inner>, conn: Connection) {
         shutdown,
         user: None,
         selected: None,
+        condstore: false,
+        qresync: false,
         errors: 0,
     };
     let greeting = format!(
@@ -129,12 +135,18 @@ pub(crate) async fn run(inner: Arc<Inner>, conn: Connection) {
     match result {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-            // Best effort: the client may be gone.
-            let _ =
-                s.io.write_all(b"* BYE Autologout; idle for too long\r\n")
-                    .await;
+            // Best effort and brief: the client may be gone or not reading.
+            let bye = s.io.write_all(b"* BYE Autologout; idle for too long\r\n");
+            let _ = tokio::time::timeout(Duration::from_secs(5), bye).await;
         }
         Err(e) => info!(error = %e, "imap session ended"),
+    }
+}
+
+/// Resolves when the server shuts down; never if it cannot tell any more.
+async fn shutdown_signal(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|&down| down).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -156,8 +168,17 @@ fn store_error(e: StoreError) -> String {
 impl Session {
     /// Serves commands until the session ends or upgrades to TLS.
     async fn serve(&mut self) -> io::Result<Flow> {
+        let mut shutdown = self.shutdown.clone();
         loop {
-            let flow = match self.read_input().await? {
+            let input = tokio::select! {
+                input = self.read_input() => input?,
+                // Cancelling a half-read command is fine: the session ends.
+                () = shutdown_signal(&mut shutdown) => {
+                    self.io.write_all(b"* BYE Server shutting down\r\n").await?;
+                    return Ok(Flow::Close);
+                }
+            };
+            let flow = match input {
                 Input::Eof => return Ok(Flow::Close),
                 Input::LineTooLong => self.bad(None, "Line too long").await?,
                 Input::LiteralTooBig { tag, non_sync } => {
@@ -313,11 +334,36 @@ impl Session {
                     .await?;
                 "OK NAMESPACE completed".into()
             }
-            C::Enable => {
-                self.io.write_all(b"* ENABLED\r\n").await?;
+            C::Enable(names) => {
+                let mut line = String::from("* ENABLED");
+                for name in ["CONDSTORE", "QRESYNC"] {
+                    if names.iter().any(|n| n == name) {
+                        line.push(' ');
+                        line.push_str(name);
+                    }
+                }
+                // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                self.qresync |= names.iter().any(|n| n == "QRESYNC");
+                self.condstore |= self.qresync || names.iter().any(|n| n == "CONDSTORE");
+                line.push_str("\r\n");
+                self.io.write_all(line.as_bytes()).await?;
                 "OK ENABLE completed".into()
             }
-            C::Select { mailbox, read_only } => self.select(&mailbox, read_only).await?,
+            C::Select {
+                qresync: Some(_), ..
+            } if !self.qresync => {
+                // RFC 7162 §3.2.5: QRESYNC must be enabled first.
+                return self.bad(Some(tag), "Enable QRESYNC first").await;
+            }
+            C::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => {
+                self.condstore |= condstore;
+                self.select(&mailbox, read_only, qresync).await?
+            }
             C::Create(m) => self.create(&m).await,
             C::Delete(m) => self.delete(&m).await,
             C::Rename(from, to) => self.rename(&from, &to).await,
@@ -334,14 +380,35 @@ impl Session {
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,
             C::Expunge { uids } => self.expunge(uids).await?,
-            C::Fetch { uid, set, items } => self.fetch(uid, &set, &items).await?,
+            C::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            } => {
+                if vanished && !self.qresync {
+                    return self.bad(Some(tag), "Enable QRESYNC first").await;
+                }
+                // RFC 7162 §3.1: using a CONDSTORE item enables it.
+                self.condstore |= items.contains(&proto::FetchAtt::ModSeq);
+                if vanished && let Some(since) = changed_since {
+                    self.vanished_earlier(&set, since).await?;
+                }
+                self.fetch(uid, &set, &items, changed_since).await?
+            }
             C::Store {
                 uid,
                 set,
                 op,
                 silent,
                 flags,
-            } => self.store(uid, &set, op, silent, flags).await?,
+                unchanged_since,
+            } => {
+                self.condstore |= unchanged_since.is_some();
+                self.store(uid, &set, op, silent, flags, unchanged_since)
+                    .await?
+            }
             C::Copy {
                 uid,
                 set,

@@ -8,7 +8,7 @@ use store::{BlobId, MessageRecord};
 
 use super::Session;
 use crate::proto::SearchKey;
-use crate::proto::date::day_of;
+use crate::proto::date::{day_of, parse_header_date};
 
 /// Header bytes read per message for header keys.
 const MAX_HEADER: u64 = 256 * 1024;
@@ -17,6 +17,8 @@ const MAX_HEADER: u64 = 256 * 1024;
 #[derive(Default)]
 struct Needs {
     header: bool,
+    /// A MODSEQ key: the result carries the highest modseq (RFC 7162 §3.1.5).
+    modseq: bool,
     /// BODY (false) and TEXT (true) needles, in key order.
     texts: Vec<(bool, String)>,
 }
@@ -29,7 +31,11 @@ fn needs(key: &SearchKey, n: &mut Needs) {
             needs(b, n);
         }
         SearchKey::Not(k) => needs(k, n),
-        SearchKey::Header(..) => n.header = true,
+        SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => n.header = true,
+        SearchKey::ModSeq(_) => n.modseq = true,
         SearchKey::Body(s) => n.texts.push((false, s.clone())),
         SearchKey::Text(s) => n.texts.push((true, s.clone())),
         _ => {}
@@ -47,6 +53,14 @@ struct Candidate<'a> {
     header: Vec<(String, Vec<u8>)>,
     /// Results of `Needs::texts`, consumed in the same order.
     texts: Vec<bool>,
+}
+
+impl Candidate<'_> {
+    /// The Date header's date.
+    fn sent(&self) -> Option<i64> {
+        let (_, v) = self.header.iter().find(|(n, _)| n == "date")?;
+        parse_header_date(&String::from_utf8_lossy(v))
+    }
 }
 
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
@@ -86,10 +100,14 @@ fn eval(key: &SearchKey, c: &Candidate<'_>, text_index: &mut usize) -> bool {
                 == *set
         }
         SearchKey::Larger(n) => c.rec.size > *n,
+        SearchKey::ModSeq(n) => c.rec.modseq >= *n,
         SearchKey::Smaller(n) => c.rec.size < *n,
         SearchKey::Before(d) => day_of(c.rec.internal_date) < *d,
         SearchKey::On(d) => day_of(c.rec.internal_date) == *d,
         SearchKey::Since(d) => day_of(c.rec.internal_date) >= *d,
+        SearchKey::SentBefore(d) => c.sent().is_some_and(|s| s < *d),
+        SearchKey::SentOn(d) => c.sent() == Some(*d),
+        SearchKey::SentSince(d) => c.sent().is_some_and(|s| s >= *d),
         SearchKey::Header(name, value) => c
             .header
             .iter()
@@ -190,6 +208,7 @@ impl Session {
         let count = view.len() as u32;
         let largest_uid = view.last().copied().unwrap_or(0);
         let mut hits = Vec::new();
+        let mut highest = 0;
         for (u, rec) in &records {
             // Messages the client has not been told about yet do not exist
             // for it.
@@ -223,11 +242,18 @@ impl Session {
             };
             if eval(key, &c, &mut 0) {
                 hits.push(if uid { *u } else { c.seq });
+                highest = highest.max(rec.modseq);
             }
         }
         let mut out = String::from("* SEARCH");
-        for h in hits {
+        for h in &hits {
             out.push_str(&format!(" {h}"));
+        }
+        if wants.modseq {
+            self.condstore = true;
+            if !hits.is_empty() {
+                out.push_str(&format!(" (MODSEQ {highest})"));
+            }
         }
         out.push_str("\r\n");
         self.io.write_all(out.as_bytes()).await?;

@@ -71,13 +71,14 @@ impl Selected {
     }
 
     /// Whether a non-UID set names a message number beyond the mailbox
-    /// (RFC 3501 §9: a BAD for a non-existent message number).
+    /// (RFC 3501 §9: a BAD for a non-existent message number). Ranges ending
+    /// in `*` are let through: clients send `1:*` to empty mailboxes.
     pub fn out_of_range(&self, set: &SeqSet) -> bool {
+        use crate::proto::seqset::SeqNum::Num;
         let count = self.uids.len() as u32;
-        set.0.iter().any(|&(a, b)| {
-            [a, b]
-                .into_iter()
-                .any(|n| matches!(n, crate::proto::seqset::SeqNum::Num(n) if n > count))
+        set.0.iter().any(|&(a, b)| match (a, b) {
+            (Num(a), Num(b)) => a.max(b) > count,
+            _ => false,
         })
     }
 
@@ -101,17 +102,26 @@ impl Selected {
         }
     }
 
-    /// Removes announced-expunged UIDs; `* n EXPUNGE` lines into `out`.
-    pub fn expunge_now(&mut self, out: &mut Vec<u8>) {
+    /// Removes announced-expunged UIDs and reports them: `* n EXPUNGE`
+    /// lines, or one `* VANISHED uids` with QRESYNC (RFC 7162 §3.2.10).
+    pub fn expunge_now(&mut self, out: &mut Vec<u8>, vanished: bool) {
         let mut gone = std::mem::take(&mut self.expunged);
         gone.sort_unstable();
         gone.dedup();
+        let mut removed = Vec::new();
         for u in gone {
             if let Ok(i) = self.uids.binary_search(&u) {
                 self.uids.remove(i);
                 self.announced = self.announced.saturating_sub(1);
-                out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                removed.push(u);
+                if !vanished {
+                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                }
             }
+        }
+        if vanished && !removed.is_empty() {
+            let line = format!("* VANISHED {}\r\n", format::uid_set(removed.into_iter()));
+            out.extend_from_slice(line.as_bytes());
         }
         self.flag_changes
             .retain(|u| self.uids.binary_search(u).is_ok());
@@ -125,12 +135,7 @@ impl Session {
         let mut out = Vec::new();
         let (Some(user), Some(sel)) = (self.user.as_mut(), self.selected.as_mut()) else {
             // Nothing selected: drop what queued so it does not pile up.
-            if let Some(user) = self.user.as_mut() {
-                while !matches!(
-                    user.changes.try_recv(),
-                    Err(TryRecvError::Empty | TryRecvError::Closed)
-                ) {}
-            }
+            self.drop_changes();
             return out;
         };
         loop {
@@ -165,12 +170,13 @@ impl Session {
             return out;
         };
         if expunge_ok {
-            sel.expunge_now(&mut out);
+            sel.expunge_now(&mut out, self.qresync);
         }
         if sel.uids.len() != sel.announced {
             out.extend_from_slice(format!("* {} EXISTS\r\n", sel.uids.len()).as_bytes());
             sel.announced = sel.uids.len();
         }
+        let condstore = self.condstore;
         let mut changed = std::mem::take(&mut sel.flag_changes);
         changed.sort_unstable();
         changed.dedup();
@@ -183,8 +189,13 @@ impl Session {
                     continue;
                 }
                 if let Some(seq) = sel.seq_of(uid) {
+                    let modseq = if condstore {
+                        format!(" MODSEQ ({})", rec.modseq)
+                    } else {
+                        String::new()
+                    };
                     let line = format!(
-                        "* {seq} FETCH (FLAGS ({}) UID {uid})\r\n",
+                        "* {seq} FETCH (FLAGS ({}) UID {uid}{modseq})\r\n",
                         format::flags(&rec.flags)
                     );
                     out.extend_from_slice(line.as_bytes());
@@ -194,10 +205,90 @@ impl Session {
         out
     }
 
+    /// Forgets queued changes, e.g. those a SELECT snapshot already shows.
+    pub(super) fn drop_changes(&mut self) {
+        if let Some(user) = self.user.as_mut() {
+            while !matches!(
+                user.changes.try_recv(),
+                Err(TryRecvError::Empty | TryRecvError::Closed)
+            ) {}
+        }
+    }
+
     /// Queues a change received outside `updates` (IDLE's `recv`).
     pub(super) fn apply_change(&mut self, change: &Arc<Change>) {
         if let Some(sel) = self.selected.as_mut() {
             sel.apply(change);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(mailbox: MailboxId, modseq: u64, kind: ChangeKind) -> Change {
+        Change {
+            account: 1,
+            mailbox,
+            modseq,
+            kind,
+        }
+    }
+
+    #[test]
+    fn resolve_by_number_and_uid() {
+        let sel = Selected::new(7, false, vec![3, 5, 9, 12]);
+        let set = |s: &[u8]| SeqSet::parse(s).unwrap();
+        assert_eq!(
+            sel.resolve(&set(b"2:*"), false),
+            vec![(2, 5), (3, 9), (4, 12)]
+        );
+        assert_eq!(sel.resolve(&set(b"4:9"), true), vec![(2, 5), (3, 9)]);
+        // RFC 3501 §6.4.8: n:* with n above every UID still names the last.
+        assert_eq!(sel.resolve(&set(b"100:*"), true), vec![(4, 12)]);
+        assert!(sel.out_of_range(&set(b"5")));
+        assert!(!sel.out_of_range(&set(b"1:*")));
+        assert!(!Selected::new(7, false, vec![]).out_of_range(&set(b"1:*")));
+        assert!(Selected::new(7, false, vec![]).out_of_range(&set(b"1")));
+    }
+
+    #[test]
+    fn expunges_wait_and_renumber() {
+        let mut sel = Selected::new(7, false, vec![3, 5, 9]);
+        sel.apply(&change(7, 10, ChangeKind::Appended(vec![11, 12])));
+        sel.apply(&change(7, 11, ChangeKind::Expunged(vec![3, 9])));
+        sel.apply(&change(8, 12, ChangeKind::Appended(vec![1])));
+        // Until an EXPUNGE may be sent, numbers stay as the client knows them.
+        assert_eq!(sel.uids, vec![3, 5, 9, 11, 12]);
+        assert_eq!(sel.seq_of(11), Some(4));
+        // ...but expunged messages are not served.
+        let all = SeqSet::parse(b"1:*").unwrap();
+        assert_eq!(sel.resolve(&all, false), vec![(2, 5), (4, 11), (5, 12)]);
+        let mut out = Vec::new();
+        sel.expunge_now(&mut out, false);
+        // Each EXPUNGE counts against the state after the previous one.
+        assert_eq!(out, b"* 1 EXPUNGE\r\n* 2 EXPUNGE\r\n");
+        assert_eq!(sel.uids, vec![5, 11, 12]);
+        // Duplicated events (our own EXPUNGE, then the feed) are harmless.
+        sel.apply(&change(7, 11, ChangeKind::Expunged(vec![3])));
+        sel.apply(&change(7, 10, ChangeKind::Appended(vec![11])));
+        out.clear();
+        sel.expunge_now(&mut out, false);
+        assert!(out.is_empty());
+        assert_eq!(sel.uids, vec![5, 11, 12]);
+        sel.apply(&change(7, 12, ChangeKind::Expunged(vec![5, 12])));
+        sel.expunge_now(&mut out, true);
+        assert_eq!(out, b"* VANISHED 5,12\r\n");
+        assert_eq!(sel.uids, vec![11]);
+    }
+
+    #[test]
+    fn own_flag_changes_are_not_echoed() {
+        let mut sel = Selected::new(7, false, vec![1, 2]);
+        sel.own_modseqs.push(20);
+        sel.apply(&change(7, 20, ChangeKind::Flags(vec![1])));
+        sel.apply(&change(7, 21, ChangeKind::Flags(vec![2])));
+        assert_eq!(sel.flag_changes, vec![2]);
     }
 }
