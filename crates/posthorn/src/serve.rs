@@ -83,14 +83,9 @@ fn smtp_handler(listener: &str, services: &Services) -> Arc<dyn Handler> {
     if kind == smtp::ListenerKind::Mx {
         server = server.with_sender_check(services.spf.clone());
     }
-    Arc::new(move |conn: Connection| {
-        let server = server.clone();
-        async move { server.handle(conn).await }
-    })
+    per_connection(server, |s, conn| async move { s.handle(conn).await })
 }
 
-/// Until IMAP sessions land, its listeners answer with a temporary-failure
-/// greeting, so clients retry instead of hanging.
 fn imap_handler(services: &Services) -> Arc<dyn Handler> {
     let config = imap::ImapConfig {
         allow_plaintext_auth: services.allow_plaintext_auth,
@@ -102,10 +97,7 @@ fn imap_handler(services: &Services) -> Arc<dyn Handler> {
         services.directory.clone(),
         services.auth.clone(),
     );
-    Arc::new(move |conn: Connection| {
-        let server = server.clone();
-        async move { server.handle(conn).await }
-    })
+    per_connection(server, |s, conn| async move { s.handle(conn).await })
 }
 
 fn pop3_handler(services: &Services) -> Arc<dyn Handler> {
@@ -113,10 +105,17 @@ fn pop3_handler(services: &Services) -> Arc<dyn Handler> {
         allow_plaintext_auth: services.allow_plaintext_auth,
     };
     let server = pop3::Pop3Server::new(config, services.store.clone(), services.auth.clone());
-    Arc::new(move |conn: Connection| {
-        let server = server.clone();
-        async move { server.handle(conn).await }
-    })
+    per_connection(server, |s, conn| async move { s.handle(conn).await })
+}
+
+/// A handler that runs `session` with a clone of the protocol's server for
+/// each accepted connection.
+fn per_connection<S, F>(server: S, session: fn(S, Connection) -> F) -> Arc<dyn Handler>
+where
+    S: Clone + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move |conn: Connection| session(server.clone(), conn))
 }
 
 fn load_tls(config: &Config) -> Result<TlsHandle, String> {
