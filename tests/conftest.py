@@ -49,6 +49,7 @@ class Server:
         self.write_config()
 
     def write_config(self, extra=""):
+        self.extra = extra
         listeners = "\n".join(f'{n} = "127.0.0.1:{p}"' for n, p in self.ports.items())
         if "[dns]" not in extra:
             extra = f'\n[dns]\nnameservers = ["127.0.0.1:{quiet_dns_port()}"]\n{extra}'
@@ -81,7 +82,19 @@ self_signed = true
             raise AssertionError(f"posthorn {' '.join(args)} failed ({r.returncode}): {r.stderr}")
         return r
 
-    def start(self):
+    def start(self, attempts=3):
+        """Starts the daemon. Ports were picked free but are bound only now; if
+        another process took one meanwhile, pick new ones and try again."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except AssertionError as e:
+                if "already in use" not in str(e) or attempt + 1 == attempts:
+                    raise
+                self.ports = {name: free_port() for name in LISTENERS}
+                self.write_config(self.extra)
+
+    def _start(self):
         self.logfile = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--config", str(self.config)],
@@ -92,6 +105,8 @@ self_signed = true
         sock = self.dir / "data" / "posthorn.sock"
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                self.logfile.close()
+                self.proc = None
                 raise AssertionError(f"daemon exited: {self.log.read_text()}")
             if sock.exists() and b"posthorn ready" in self.log.read_bytes():
                 return
