@@ -160,6 +160,10 @@ def test_curl_lists_and_retrieves(pop):
     assert listing.stdout.startswith("1 ")
     message = subprocess.run(common + [f"{base}/1"], capture_output=True, text=True, timeout=30)
     assert message.returncode == 0 and "Subject: for curl" in message.stdout
+    # Plain pop3:// upgraded with STLS.
+    stls = subprocess.run(common + ["--ssl-reqd", f"pop3://127.0.0.1:{pop.ports['pop3']}/1"],
+                          capture_output=True, text=True, timeout=30)
+    assert stls.returncode == 0 and "Subject: for curl" in stls.stdout, stls.stderr
 
 
 def fetchmail(pop, tmp, keep):
@@ -253,3 +257,13 @@ def test_too_many_bad_commands_close_the_connection(pop):
         replies = [f.readline() for _ in range(30)]
         assert replies[-1] == b"", "closed after too many errors"
         assert any(b"too many errors" in r for r in replies)
+
+
+def test_disabled_account_gets_sys_perm(pop):
+    pop.cli("account", "disable", USER)
+    p = poplib.POP3_SSL("127.0.0.1", pop.ports["pop3s"], context=tls_context(pop), timeout=10)
+    p.user(USER)
+    with pytest.raises(poplib.error_proto, match=r"\[SYS/PERM\]"):
+        p.pass_(PASSWORD)
+    pop.cli("account", "enable", USER)
+    login_ssl(pop).quit()

@@ -144,6 +144,14 @@ async fn run(
             d.remove_account(&address).await?;
             write!(out, "removed account {address} and all its mail")?;
         }
+        Admin::Account(AccountCmd::Disable { address }) => {
+            d.set_disabled(&address, true).await?;
+            write!(out, "{address} can no longer log in")?;
+        }
+        Admin::Account(AccountCmd::Enable { address }) => {
+            d.set_disabled(&address, false).await?;
+            write!(out, "{address} can log in again")?;
+        }
         Admin::Alias(AliasCmd::Add { alias, account }) => {
             d.add_alias(&alias, &account).await?;
             write!(out, "{alias} now delivers to {account}")?;

@@ -102,6 +102,14 @@ pub enum AccountCmd {
     Remove {
         address: String,
     },
+    /// Refuse logins (IMAP, POP3, SMTP AUTH) but keep the mail and keep
+    /// receiving it.
+    Disable {
+        address: String,
+    },
+    Enable {
+        address: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
