@@ -107,3 +107,40 @@ def test_quickstart_config_runs_from_a_fresh_checkout(tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "127.0.0.1:1993" in out and "account add" in out, out
+
+
+def served_cert(server):
+    """The DER certificate the IMAPS listener presents."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", server.ports["imaps"]), timeout=5) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def test_sighup_reloads_certificate_and_keeps_old_one_when_new_is_bad(server):
+    import signal
+    import time
+
+    server.start()
+    before = served_cert(server)
+    # A renewed certificate (as Let's Encrypt would write it).
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=mail.test",
+                    "-keyout", str(server.key), "-out", str(server.cert)], check=True, capture_output=True)
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while served_cert(server) == before:
+        assert time.time() < deadline, "certificate not reloaded"
+        time.sleep(0.1)
+    renewed = served_cert(server)
+    # A broken renewal: the daemon keeps serving the last good certificate.
+    server.cert.write_text("not a certificate\n")
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while "reload failed" not in server.log.read_text():
+        assert time.time() < deadline, "no log line for the failed reload"
+        time.sleep(0.1)
+    assert served_cert(server) == renewed
+    assert server.stop() == 0
