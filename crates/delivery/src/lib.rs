@@ -2,11 +2,12 @@
 //! recipient, store one copy per target account's INBOX in one atomic batch, and
 //! report a result per recipient.
 //!
-//! Delivery is a pipeline: [`Stage`]s fill in a [`Plan`] (which accounts get the
-//! message, which addresses it goes on to, which recipients fail and why), then one
-//! commit stores it. Resolution is the first stage; blocklists, quota pre-checks,
-//! forwarding through the outbound queue and autoresponders plug in as further
-//! stages without touching the protocols.
+//! Delivery is a pipeline: resolution turns each envelope recipient into a
+//! [`RecipientPlan`] (which accounts get the message, which addresses it goes on
+//! to, or why it fails); [`Stage`]s then adjust the [`Plan`]; one commit stores
+//! it. SMTP resolves at RCPT time and hands its plans in, so nothing is looked up
+//! twice. Blocklists, quota pre-checks, forwarding through the outbound queue and
+//! autoresponders plug in as further stages without touching the protocols.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -156,21 +157,6 @@ impl Resolve {
     }
 }
 
-impl Stage for Resolve {
-    fn name(&self) -> &'static str {
-        "resolve"
-    }
-
-    fn apply<'a>(&'a self, plan: &'a mut Plan<'_>) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(async move {
-            for r in plan.recipients.iter_mut() {
-                *r = self.recipient(&r.address).await?;
-            }
-            Ok(())
-        })
-    }
-}
-
 /// Until the outbound queue exists, a recipient that needs mail to leave this
 /// server is deferred as a whole, so nothing is stored twice when it is retried.
 pub struct NoOutbound;
@@ -206,7 +192,7 @@ pub struct Deliverer {
 impl Deliverer {
     pub fn new(store: Store, directory: Directory) -> Self {
         let resolve = Arc::new(Resolve::new(directory.clone()));
-        let stages: Vec<Arc<dyn Stage>> = vec![resolve.clone(), Arc::new(NoOutbound)];
+        let stages: Vec<Arc<dyn Stage>> = vec![Arc::new(NoOutbound)];
         Deliverer {
             store,
             directory,
@@ -224,37 +210,48 @@ impl Deliverer {
         self.resolve.recipient(address).await
     }
 
-    /// Runs the pipeline and commits: one stored copy of the bytes, one message
-    /// record per distinct target account, all in one synced batch. Returns one
-    /// outcome per envelope recipient, in order.
+    /// Resolves every recipient, runs the pipeline and commits; see
+    /// [`Deliverer::deliver_planned`].
     pub async fn deliver(
         &self,
         envelope: &Envelope,
         blob: StagedBlob,
     ) -> Result<Vec<Outcome>, DeliveryError> {
-        let summary = blob.summary().clone();
-        let mut plan = Plan {
-            envelope,
-            summary: &summary,
-            recipients: envelope
-                .recipients
-                .iter()
-                .map(|a| RecipientPlan {
-                    address: a.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-        };
-        for stage in self.stages.iter() {
-            stage.apply(&mut plan).await?;
-            tracing::trace!(stage = stage.name(), "delivery stage done");
+        let mut plans = Vec::with_capacity(envelope.recipients.len());
+        for address in &envelope.recipients {
+            plans.push(self.resolve.recipient(address).await?);
         }
+        self.deliver_planned(envelope, plans, blob).await
+    }
+
+    /// Runs the pipeline on recipients already resolved (one plan per envelope
+    /// recipient, in order) and commits: one stored copy of the bytes, one message
+    /// record per distinct target account, all in one synced batch. Returns one
+    /// outcome per envelope recipient, in order.
+    pub async fn deliver_planned(
+        &self,
+        envelope: &Envelope,
+        recipients: Vec<RecipientPlan>,
+        blob: StagedBlob,
+    ) -> Result<Vec<Outcome>, DeliveryError> {
+        let recipients = {
+            let mut plan = Plan {
+                envelope,
+                summary: blob.summary(),
+                recipients,
+            };
+            for stage in self.stages.iter() {
+                stage.apply(&mut plan).await?;
+                tracing::trace!(stage = stage.name(), "delivery stage done");
+            }
+            plan.recipients
+        };
 
         // A message reaches each account once, however many of its addresses were
         // in the envelope (RFC 5321 §3.7.2 duplicate suppression, as Postfix does).
         let mut accounts: BTreeMap<AccountId, Option<Result<Appended, StoreError>>> =
             BTreeMap::new();
-        for r in plan.recipients.iter().filter(|r| r.failure.is_none()) {
+        for r in recipients.iter().filter(|r| r.failure.is_none()) {
             accounts.extend(r.local.iter().map(|&id| (id, None)));
         }
         let mut targets = Vec::with_capacity(accounts.len());
@@ -276,8 +273,7 @@ impl Deliverer {
             *slot = Some(result);
         }
 
-        Ok(plan
-            .recipients
+        Ok(recipients
             .into_iter()
             .map(|r| {
                 if let Some(f) = r.failure {

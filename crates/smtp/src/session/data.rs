@@ -162,7 +162,7 @@ impl Session<'_> {
         let outcomes = match self
             .server
             .deliverer
-            .deliver(&envelope, writer.finish())
+            .deliver_planned(&envelope, tx.plans, writer.finish())
             .await
         {
             Ok(outcomes) => outcomes,

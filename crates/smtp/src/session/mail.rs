@@ -1,6 +1,6 @@
 //! MAIL and RCPT: who may send, and the relay policy.
 
-use delivery::Failure;
+use delivery::{Failure, RecipientPlan};
 use directory::auth::AuthedAccount;
 use directory::{DirectoryError, Resolution};
 use tracing::{debug, info, warn};
@@ -93,6 +93,7 @@ impl Session<'_> {
         self.tx = Some(Transaction {
             sender,
             recipients: Vec::new(),
+            plans: Vec::new(),
             trace_headers,
         });
         Reply::new(250, "2.1.0", "Sender OK")
@@ -152,10 +153,11 @@ impl Session<'_> {
             self.check_recipient(&address, authenticated).await
         };
         match reply {
-            Ok(()) => {
+            Ok(plan) => {
                 debug!(rcpt = %address, "RCPT");
                 if let Some(tx) = &mut self.tx {
                     tx.recipients.push(address);
+                    tx.plans.push(plan);
                 }
                 Reply::new(250, "2.1.5", "Recipient OK")
             }
@@ -170,7 +172,11 @@ impl Session<'_> {
     /// only from authenticated users (and then deferred, see
     /// [`no_outbound`]). The directory sees the final mailbox exactly as
     /// parsed, so `%`, `!` and quoted `@` never reroute anything.
-    async fn check_recipient(&self, address: &str, authenticated: bool) -> Result<(), Reply> {
+    async fn check_recipient(
+        &self,
+        address: &str,
+        authenticated: bool,
+    ) -> Result<RecipientPlan, Reply> {
         let plan = match self.server.deliverer.check_recipient(address).await {
             Ok(plan) => plan,
             Err(e) => {
@@ -186,7 +192,7 @@ impl Session<'_> {
                 Err(Reply::new(code, status, text))
             }
             None if !plan.remote.is_empty() => Err(no_outbound()),
-            None => Ok(()),
+            None => Ok(plan),
         }
     }
 }

@@ -49,6 +49,8 @@ struct Transaction {
     /// Empty for `<>`.
     sender: String,
     recipients: Vec<String>,
+    /// What RCPT resolved each recipient to, handed to delivery as is.
+    plans: Vec<delivery::RecipientPlan>,
     /// From the sender check (SPF), added to the message.
     trace_headers: Vec<String>,
 }
