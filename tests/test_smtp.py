@@ -308,3 +308,29 @@ def test_submission_adds_date_and_message_id_when_missing(mx):
     with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=10) as s:
         s.sendmail("someone@remote.example", [BOB], message("from outside"))
     assert b"Message-ID:" not in bob_messages(mx)[2]
+
+
+def test_full_mailbox_is_refused_at_rcpt(server):
+    """RCPT answers 452 4.2.2 when the declared SIZE does not fit or the mailbox is
+    full; after DATA it would be 552 5.2.2."""
+    server.write_config("\n[limits]\nmax_message_size = 2000000\n")
+    server.start()
+    server.cli("domain", "add", "example.org")
+    server.cli("account", "add", "small@example.org", "--password", PASSWORD, "--quota", "1MiB")
+    with smtplib.SMTP("127.0.0.1", server.ports["smtp"], timeout=10) as s:
+        s.ehlo("client.example")
+        assert s.mail("someone@remote.example", ["SIZE=1500000"])[0] == 250
+        code, text = s.rcpt("small@example.org")
+        assert (code, text) == (452, b"4.2.2 Mailbox full")
+        s.rset()
+        # Nearly fill the mailbox: about 8 KB stay free.
+        body = b"x" * 1000 + b"\r\n"
+        filler = b"Subject: filler\r\n\r\n" + body * 1038
+        s.sendmail("someone@remote.example", ["small@example.org"], filler)
+        assert s.mail("someone@remote.example", ["SIZE=20000"])[0] == 250
+        assert s.rcpt("small@example.org")[0] == 452
+        s.rset()
+        assert s.mail("someone@remote.example", ["SIZE=1000"])[0] == 250
+        assert s.rcpt("small@example.org")[0] == 250
+    assert inbox_count(server, "small@example.org") == 1
+    server.stop()

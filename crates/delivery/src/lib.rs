@@ -210,6 +210,16 @@ impl Deliverer {
         self.resolve.recipient(address).await
     }
 
+    /// Whether the account has room for `size` more bytes: the RCPT-time quota
+    /// answer (the commit checks again, exactly).
+    pub async fn has_room(&self, account: AccountId, size: u64) -> Result<bool, DeliveryError> {
+        let Some(a) = self.directory.account_by_id(account).await? else {
+            return Ok(false);
+        };
+        let used = self.store.quota_used(account).await?;
+        Ok(used.saturating_add(size.max(1)) <= a.quota)
+    }
+
     /// Resolves every recipient, runs the pipeline and commits; see
     /// [`Deliverer::deliver_planned`].
     pub async fn deliver(

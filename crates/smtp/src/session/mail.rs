@@ -93,6 +93,7 @@ impl Session<'_> {
         self.tx = Some(Transaction {
             sender,
             recipients: Vec::new(),
+            declared_size: params.size.unwrap_or(0),
             plans: Vec::new(),
             trace_headers,
         });
@@ -150,7 +151,8 @@ impl Session<'_> {
                 relay_denied()
             })
         } else {
-            self.check_recipient(&address, authenticated).await
+            let size = tx.declared_size;
+            self.check_recipient(&address, authenticated, size).await
         };
         match reply {
             Ok(plan) => {
@@ -176,6 +178,7 @@ impl Session<'_> {
         &self,
         address: &str,
         authenticated: bool,
+        size: u64,
     ) -> Result<RecipientPlan, Reply> {
         let plan = match self.server.deliverer.check_recipient(address).await {
             Ok(plan) => plan,
@@ -192,7 +195,26 @@ impl Session<'_> {
                 Err(Reply::new(code, status, text))
             }
             None if !plan.remote.is_empty() => Err(no_outbound()),
-            None => Ok(plan),
+            None => {
+                // A full mailbox is answered now rather than after DATA: every
+                // account this address reaches must lack room (issue #3, item 8).
+                let mut any_room = plan.local.is_empty();
+                for &account in &plan.local {
+                    match self.server.deliverer.has_room(account, size).await {
+                        Ok(true) => any_room = true,
+                        Ok(false) => {}
+                        Err(e) => {
+                            warn!(error = %e, rcpt = %address, "quota lookup failed");
+                            return Err(temporary());
+                        }
+                    }
+                }
+                if any_room {
+                    Ok(plan)
+                } else {
+                    Err(Reply::new(452, "4.2.2", "Mailbox full"))
+                }
+            }
         }
     }
 }

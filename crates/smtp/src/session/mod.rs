@@ -49,6 +49,8 @@ struct Transaction {
     /// Empty for `<>`.
     sender: String,
     recipients: Vec<String>,
+    /// The SIZE the client declared at MAIL (RFC 1870), 0 when it did not.
+    declared_size: u64,
     /// What RCPT resolved each recipient to, handed to delivery as is.
     plans: Vec<delivery::RecipientPlan>,
     /// From the sender check (SPF), added to the message.
