@@ -334,3 +334,15 @@ def test_full_mailbox_is_refused_at_rcpt(server):
         assert s.rcpt("small@example.org")[0] == 250
     assert inbox_count(server, "small@example.org") == 1
     server.stop()
+
+
+def test_submission_from_header_must_be_owned(mx):
+    with smtplib.SMTP_SSL("127.0.0.1", mx.ports["submissions"], context=tls_context(mx), timeout=10) as s:
+        s.login(ANNA, PASSWORD)
+        forged = f"From: {BOB}\r\nTo: {BOB}\r\nSubject: forged\r\n\r\nhi\r\n".encode()
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail(ANNA, [BOB], forged)
+        assert (e.value.smtp_code, e.value.smtp_error) == (553, b"5.7.1 From: header address not owned by user")
+        # An alias of the user is fine.
+        s.sendmail(ANNA, [BOB], f"From: Info <info@example.org>\r\nTo: {BOB}\r\n\r\nhi\r\n".encode())
+    assert inbox_count(mx, BOB) == 1

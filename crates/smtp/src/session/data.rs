@@ -3,7 +3,7 @@
 //! whatever the message size.
 
 use delivery::{Envelope, Outcome};
-use store::BlobWriter;
+use store::{BlobWriter, StagedBlob};
 use tracing::{info, warn};
 
 use super::io::DataRead;
@@ -148,6 +148,40 @@ impl Session<'_> {
         headers
     }
 
+    /// On submission, the From: header must name the user's own address or
+    /// aliases too, like MAIL FROM (issue #3 item 2; `enforce_sender`).
+    async fn check_from_header(&self, staged: &StagedBlob) -> Option<Reply> {
+        let account = self.auth.as_ref()?;
+        if self.server.config.kind == ListenerKind::Mx || !self.server.config.enforce_sender {
+            return None;
+        }
+        for from in &staged.summary().envelope.from {
+            let (Some(local), Some(host)) = (&from.mailbox, &from.host) else {
+                continue; // group syntax markers
+            };
+            match self.owns_address(account, &format!("{local}@{host}")).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    info!(from = %format!("{local}@{host}"), "From: header not owned by user");
+                    return Some(Reply::new(
+                        553,
+                        "5.7.1",
+                        "From: header address not owned by user",
+                    ));
+                }
+                Err(e) => {
+                    warn!(error = %e, "directory lookup failed");
+                    return Some(Reply::new(
+                        451,
+                        "4.3.0",
+                        "Temporary lookup failure, try again later",
+                    ));
+                }
+            }
+        }
+        None
+    }
+
     async fn deliver(
         &self,
         tx: super::Transaction,
@@ -155,6 +189,10 @@ impl Session<'_> {
         id: &str,
         size: u64,
     ) -> Reply {
+        let staged = writer.finish();
+        if let Some(reply) = self.check_from_header(&staged).await {
+            return reply;
+        }
         let envelope = Envelope {
             sender: tx.sender,
             recipients: tx.recipients,
@@ -162,7 +200,7 @@ impl Session<'_> {
         let outcomes = match self
             .server
             .deliverer
-            .deliver_planned(&envelope, tx.plans, writer.finish())
+            .deliver_planned(&envelope, tx.plans, staged)
             .await
         {
             Ok(outcomes) => outcomes,

@@ -110,11 +110,19 @@ impl Session<'_> {
         if !matches!(mailbox.domain, Domain::Name(_)) {
             return Ok(false);
         }
-        let address = mailbox.to_string();
+        self.owns_address(account, &mailbox.to_string()).await
+    }
+
+    /// Whether `address` is the account's own or one of its aliases.
+    pub(super) async fn owns_address(
+        &self,
+        account: &AuthedAccount,
+        address: &str,
+    ) -> Result<bool, DirectoryError> {
         if address.eq_ignore_ascii_case(&account.address) {
             return Ok(true);
         }
-        match self.server.directory.resolve(&address).await {
+        match self.server.directory.resolve(address).await {
             Ok(Resolution::Account { id }) => Ok(id == account.id),
             Ok(Resolution::Alias { account_id, .. }) => Ok(account_id == account.id),
             Ok(_) => Ok(false),
