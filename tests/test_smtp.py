@@ -346,3 +346,15 @@ def test_submission_from_header_must_be_owned(mx):
         # An alias of the user is fine.
         s.sendmail(ANNA, [BOB], f"From: Info <info@example.org>\r\nTo: {BOB}\r\n\r\nhi\r\n".encode())
     assert inbox_count(mx, BOB) == 1
+
+
+def test_command_timeout_is_configurable(server):
+    import time
+
+    server.write_config("\n[limits]\nsmtp_command_timeout_secs = 1\n")
+    server.start()
+    with socket.create_connection(("127.0.0.1", server.ports["smtp"]), timeout=10) as s:
+        assert s.recv(1024).startswith(b"220")
+        time.sleep(2)
+        assert s.recv(1024).startswith(b"421 4.4.2"), "idle client is told and closed"
+    server.stop()

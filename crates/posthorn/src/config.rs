@@ -69,6 +69,8 @@ pub struct Tls {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_message_size: u64,
+    /// Seconds an SMTP client may take per command (RFC 5321 §4.5.3.2: 5 min).
+    pub smtp_command_timeout_secs: u64,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
 }
@@ -77,6 +79,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_size: 52_428_800,
+            smtp_command_timeout_secs: 300,
             max_connections: 5000,
             max_connections_per_ip: 50,
         }
@@ -128,6 +131,9 @@ impl Config {
         }
         if self.limits.max_message_size < 1024 {
             return Err("key limits.max_message_size: must be at least 1024 bytes".into());
+        }
+        if self.limits.smtp_command_timeout_secs == 0 {
+            return Err("key limits.smtp_command_timeout_secs: must be at least 1".into());
         }
         if self.limits.max_connections_per_ip == 0 || self.limits.max_connections == 0 {
             return Err("keys limits.max_connections*: must be at least 1".into());

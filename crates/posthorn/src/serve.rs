@@ -45,6 +45,7 @@ fn listener_specs(config: &Config) -> Vec<ListenerSpec> {
 struct Services {
     hostname: String,
     max_message_size: u64,
+    smtp_command_timeout: Duration,
     directory: Directory,
     deliverer: Deliverer,
     allow_plaintext_auth: bool,
@@ -72,6 +73,7 @@ fn smtp_handler(listener: &str, services: &Services) -> Arc<dyn Handler> {
     let mut config = smtp::SmtpConfig::new(services.hostname.clone(), kind);
     config.max_message_size = services.max_message_size;
     config.allow_plaintext_auth = services.allow_plaintext_auth;
+    config.command_timeout = services.smtp_command_timeout;
     let mut server = smtp::SmtpServer::new(
         config,
         services.deliverer.clone(),
@@ -151,6 +153,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
     let services = Services {
         hostname: config.server.hostname.clone(),
         max_message_size: config.limits.max_message_size,
+        smtp_command_timeout: Duration::from_secs(config.limits.smtp_command_timeout_secs),
         directory: directory.clone(),
         deliverer: Deliverer::new(store.clone(), directory.clone()),
         allow_plaintext_auth: config.tls.allow_plaintext_auth,
