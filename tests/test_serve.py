@@ -144,3 +144,17 @@ def test_sighup_reloads_certificate_and_keeps_old_one_when_new_is_bad(server):
         time.sleep(0.1)
     assert served_cert(server) == renewed
     assert server.stop() == 0
+
+
+def test_connections_over_the_per_ip_limit_get_a_protocol_reply(server):
+    server.write_config("\n[limits]\nmax_connections_per_ip = 2\n")
+    server.start()
+    for name, expect in [("smtp", b"421 4.7.0"), ("imap", b"* BYE"), ("pop3", b"-ERR [SYS/TEMP]")]:
+        held = [socket.create_connection(("127.0.0.1", server.ports[name]), timeout=5) for _ in range(2)]
+        for h in held:
+            h.recv(1024)  # greeting
+        with socket.create_connection(("127.0.0.1", server.ports[name]), timeout=5) as third:
+            assert third.recv(1024).startswith(expect), name
+        for h in held:
+            h.close()
+    assert server.stop() == 0

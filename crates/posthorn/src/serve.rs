@@ -55,6 +55,18 @@ struct Services {
     spf: Arc<smtp::Spf>,
 }
 
+/// What a connection over the limits hears before it is closed, in its
+/// protocol's words (plain-text listeners only).
+fn too_many_connections(listener: &str) -> &'static [u8] {
+    match listener {
+        "smtp" | "submission" | "submissions" => {
+            b"421 4.7.0 Too many connections, try again later\r\n"
+        }
+        "imap" | "imaps" => b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+        _ => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+    }
+}
+
 /// The session handler for one listener.
 fn handler_for(listener: &str, services: &Services) -> Arc<dyn Handler> {
     match listener {
@@ -180,9 +192,13 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
         let name = listener.spec().name.clone();
         banner.push_str(&format!("  {:<12} {}\n", name, listener.local_addr()));
         let handler = handler_for(&name, &services);
+        let cfg = ServeConfig {
+            on_reject: Some(too_many_connections(&name)),
+            ..serve_cfg.clone()
+        };
         tasks.spawn(net::serve(
             listener,
-            serve_cfg.clone(),
+            cfg,
             Some(tls.clone()),
             shutdown_rx.clone(),
             handler,
