@@ -691,16 +691,8 @@ impl<'a> Parser<'a> {
     }
 
     fn status_items(&mut self) -> R<Vec<StatusItem>> {
-        self.expect(b'(')?;
-        let mut items = Vec::new();
-        while self.peek() != Some(b')') {
-            if !items.is_empty() {
-                self.sp()?;
-            }
-            if items.len() >= MAX_LIST {
-                return Err("too many items".into());
-            }
-            items.push(match self.atom()?.to_ascii_uppercase().as_str() {
+        self.nonempty_list_of("status item", |p| {
+            Ok(match p.atom()?.to_ascii_uppercase().as_str() {
                 "MESSAGES" => StatusItem::Messages,
                 "RECENT" => StatusItem::Recent,
                 "UIDNEXT" => StatusItem::UidNext,
@@ -709,30 +701,43 @@ impl<'a> Parser<'a> {
                 "SIZE" => StatusItem::Size,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 other => return Err(format!("unknown status item {other}")),
-            });
-        }
-        self.pos += 1;
-        if items.is_empty() {
-            return Err("empty status item list".into());
-        }
-        Ok(items)
+            })
+        })
     }
 
     /// `( word *(SP word) )`, words as uppercase atoms.
     fn atom_list(&mut self) -> R<Vec<String>> {
+        self.list_of("option", |p| Ok(p.atom()?.to_ascii_uppercase()))
+    }
+
+    /// `"(" [item *(SP item)] ")"` with at most [`MAX_LIST`] items.
+    fn list_of<T>(&mut self, what: &str, mut item: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
         self.expect(b'(')?;
-        let mut words = Vec::new();
+        let mut items = Vec::new();
         while self.peek() != Some(b')') {
-            if !words.is_empty() {
+            if !items.is_empty() {
                 self.sp()?;
             }
-            if words.len() >= MAX_LIST {
-                return Err("too many options".into());
+            if items.len() >= MAX_LIST {
+                return Err(format!("too many {what}s"));
             }
-            words.push(self.atom()?.to_ascii_uppercase());
+            items.push(item(self)?);
         }
         self.pos += 1;
-        Ok(words)
+        Ok(items)
+    }
+
+    /// [`Parser::list_of`] that refuses an empty list.
+    fn nonempty_list_of<T>(
+        &mut self,
+        what: &str,
+        item: impl FnMut(&mut Self) -> R<T>,
+    ) -> R<Vec<T>> {
+        let items = self.list_of(what, item)?;
+        if items.is_empty() {
+            return Err(format!("empty {what} list"));
+        }
+        Ok(items)
     }
 
     fn list(&mut self, lsub: bool) -> R<Command> {
@@ -753,20 +758,7 @@ impl<'a> Parser<'a> {
         l.reference = self.mailbox()?;
         self.sp()?;
         if !lsub && self.peek() == Some(b'(') {
-            self.pos += 1;
-            while self.peek() != Some(b')') {
-                if !l.patterns.is_empty() {
-                    self.sp()?;
-                }
-                if l.patterns.len() >= MAX_LIST {
-                    return Err("too many patterns".into());
-                }
-                l.patterns.push(self.list_mailbox()?);
-            }
-            self.pos += 1;
-            if l.patterns.is_empty() {
-                return Err("empty pattern list".into());
-            }
+            l.patterns = self.nonempty_list_of("pattern", Self::list_mailbox)?;
         } else {
             l.patterns.push(self.list_mailbox()?);
         }
@@ -817,20 +809,7 @@ impl<'a> Parser<'a> {
         self.sp()?;
         let mut items = Vec::new();
         if self.peek() == Some(b'(') {
-            self.pos += 1;
-            while self.peek() != Some(b')') {
-                if !items.is_empty() {
-                    self.sp()?;
-                }
-                if items.len() >= MAX_LIST {
-                    return Err("too many fetch items".into());
-                }
-                items.push(self.fetch_att()?);
-            }
-            self.pos += 1;
-            if items.is_empty() {
-                return Err("empty fetch item list".into());
-            }
+            items = self.nonempty_list_of("fetch item", Self::fetch_att)?;
         } else {
             let save = self.pos;
             let word = self.atom()?.to_ascii_uppercase();
@@ -961,21 +940,8 @@ impl<'a> Parser<'a> {
             b"MIME" if !s.part.is_empty() => SectionText::Mime,
             b"HEADER.FIELDS" | b"HEADER.FIELDS.NOT" => {
                 self.sp()?;
-                self.expect(b'(')?;
-                let mut fields = Vec::new();
-                while self.peek() != Some(b')') {
-                    if !fields.is_empty() {
-                        self.sp()?;
-                    }
-                    if fields.len() >= MAX_LIST {
-                        return Err("too many header fields".into());
-                    }
-                    fields.push(self.astring()?.to_ascii_lowercase());
-                }
-                self.pos += 1;
-                if fields.is_empty() {
-                    return Err("empty header field list".into());
-                }
+                let fields = self
+                    .nonempty_list_of("header field", |p| Ok(p.astring()?.to_ascii_lowercase()))?;
                 SectionText::HeaderFields {
                     not: word.ends_with(b".NOT"),
                     fields,
@@ -1178,21 +1144,7 @@ impl<'a> Parser<'a> {
 
     fn search_key_inner(&mut self) -> R<SearchKey> {
         if self.peek() == Some(b'(') {
-            self.pos += 1;
-            let mut keys = Vec::new();
-            while self.peek() != Some(b')') {
-                if !keys.is_empty() {
-                    self.sp()?;
-                }
-                if keys.len() >= MAX_LIST {
-                    return Err("too many search keys".into());
-                }
-                keys.push(self.search_key()?);
-            }
-            self.pos += 1;
-            if keys.is_empty() {
-                return Err("empty search key list".into());
-            }
+            let keys = self.nonempty_list_of("search key", Self::search_key)?;
             return Ok(SearchKey::And(keys));
         }
         if self.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
