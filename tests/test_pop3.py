@@ -3,6 +3,7 @@ fetchmail against the real binary. Mail arrives over SMTP on port 25."""
 
 import os
 import poplib
+import re
 import smtplib
 import socket
 import ssl
@@ -96,6 +97,10 @@ def test_login_by_short_id_and_wrong_password(pop):
     p = login_stls(pop, user=pop.login_id)
     assert p.stat()[0] == 0
     p.quit()
+    # Once logged in, the session's log lines name the user (plain text, no colours).
+    log = pop.log.read_text()
+    assert re.search(r"conn\{conn=\d+ peer=127\.0\.0\.1:\d+ listener=pop3 user=anna@example\.org\}", log), log[-2000:]
+    assert "\x1b[" not in log
     p = poplib.POP3_SSL("127.0.0.1", pop.ports["pop3s"], context=tls_context(pop), timeout=10)
     p.user(USER)
     with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):

@@ -9,7 +9,8 @@ mod tls;
 
 pub use line::{Line, LineReader};
 pub use listener::{
-    BindError, BoundListener, Connection, Handler, ListenerSpec, ServeConfig, bind, serve,
+    BindError, BoundListener, Connection, Handler, ListenerSpec, ServeConfig, bind, record_user,
+    serve,
 };
 pub use stream::Stream;
 pub use tls::{TlsError, TlsHandle, generate_self_signed, load_tls};

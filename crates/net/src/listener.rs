@@ -321,7 +321,7 @@ pub async fn serve(
                 };
                 tune_socket(&tcp);
                 let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
-                let span = info_span!("conn", conn = id, peer = %peer, listener = %name);
+                let span = info_span!("conn", conn = id, peer = %peer, listener = %name, user = tracing::field::Empty);
                 let local = tcp.local_addr().unwrap_or(local_addr);
                 let handshake = implicit_tls.clone();
                 let conn_tls = tls.clone();
@@ -374,4 +374,10 @@ pub async fn serve(
         }
     }
     info!(listener = %name, "stopped");
+}
+
+/// Adds the logged-in user to the connection's span, so every later log line of
+/// the session names them. Call from inside a connection handler.
+pub fn record_user(user: &str) {
+    tracing::Span::current().record("user", tracing::field::display(user));
 }

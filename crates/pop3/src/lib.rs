@@ -308,6 +308,7 @@ impl Pop3Server {
                 deleted: false,
             })
             .collect();
+        net::record_user(&account.address);
         info!(user = %account.address, "pop3 login");
         Ok(Maildrop {
             account: account.id,

@@ -92,6 +92,7 @@ impl Session {
                 return Ok("NO [UNAVAILABLE] Temporary failure, try again later".into());
             }
         };
+        net::record_user(&account.address);
         info!(user = %account.address, "imap login");
         self.user = Some(User {
             account: account.id,

@@ -85,6 +85,7 @@ impl Session<'_> {
             Ok(account) => {
                 self.span
                     .record("user", tracing::field::display(&account.address));
+                net::record_user(&account.address);
                 info!(login = %login, "authenticated");
                 self.auth = Some(account);
                 Reply::new(235, "2.7.0", "Authentication successful")
