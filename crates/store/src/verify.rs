@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rocksdb::{DB, IteratorMode};
+use rocksdb::{DB, IteratorMode, Snapshot};
 
 use crate::records::{AccountRecord, BlobRecord, MailboxRecord, MessageRecord, decode};
 use crate::writer::handle;
@@ -23,10 +23,11 @@ pub struct VerifyReport {
 
 fn each(
     db: &DB,
+    snap: &Snapshot<'_>,
     cf: &str,
     mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    for item in db.iterator_cf(handle(db, cf)?, IteratorMode::Start) {
+    for item in snap.iterator_cf(handle(db, cf)?, IteratorMode::Start) {
         let (k, v) = item?;
         f(&k, &v)?;
     }
@@ -34,12 +35,13 @@ fn each(
 }
 
 pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
-    // Not a snapshot: run it on a quiet store (tests, or a stopped daemon).
+    // One consistent view, so a daemon writing meanwhile cannot cause false alarms.
+    let snap = db.snapshot();
     let mut report = VerifyReport::default();
     let mut quota: HashMap<AccountId, u64> = HashMap::new();
     let mut folders: HashMap<(AccountId, MailboxId), (u32, u32, u64, u32)> = HashMap::new();
     let mut refs: HashMap<BlobId, u32> = HashMap::new();
-    each(db, keys::CF_MESSAGE, |k, v| {
+    each(db, &snap, keys::CF_MESSAGE, |k, v| {
         let (Some(a), Some(m), Some(uid)) = (
             keys::be_u64(k),
             k.get(8..).and_then(keys::be_u32),
@@ -59,7 +61,7 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
         *refs.entry(rec.blob).or_default() += 1;
         Ok(())
     })?;
-    each(db, keys::CF_ACCOUNT, |k, v| {
+    each(db, &snap, keys::CF_ACCOUNT, |k, v| {
         let a = keys::be_u64(k).unwrap_or(0);
         let rec: AccountRecord = decode("account", v)?;
         report.accounts += 1;
@@ -77,7 +79,7 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
             "messages of {bytes} bytes belong to missing account {a}"
         ));
     }
-    each(db, keys::CF_MAILBOX, |k, v| {
+    each(db, &snap, keys::CF_MAILBOX, |k, v| {
         if k.get(8) != Some(&b'i') {
             return Ok(());
         }
@@ -108,7 +110,7 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
     }
     let blob_cf = handle(db, keys::CF_BLOB)?;
     let mut known = std::collections::HashSet::new();
-    each(db, keys::CF_BLOBMETA, |k, v| {
+    each(db, &snap, keys::CF_BLOBMETA, |k, v| {
         if k.len() != 8 {
             return Ok(());
         }
@@ -124,7 +126,7 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
             ));
         }
         for chunk in 0..rec.chunks {
-            if db
+            if snap
                 .get_pinned_cf(blob_cf, keys::blob_chunk(b, chunk))?
                 .is_none()
             {
@@ -143,13 +145,16 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
     // Chunks nobody owns: neither a committed blob nor an upload in progress.
     let meta_cf = handle(db, keys::CF_META)?;
     let mut last_orphan = None;
-    for item in db.iterator_cf(blob_cf, IteratorMode::Start) {
+    for item in snap.iterator_cf(blob_cf, IteratorMode::Start) {
         let (k, _) = item?;
         let b = keys::be_u64(&k).unwrap_or(0);
         if known.contains(&b) || last_orphan == Some(b) {
             continue;
         }
-        if db.get_pinned_cf(meta_cf, keys::pending_blob(b))?.is_none() {
+        if snap
+            .get_pinned_cf(meta_cf, keys::pending_blob(b))?
+            .is_none()
+        {
             report
                 .problems
                 .push(format!("blob {b}: chunks without a blob record"));

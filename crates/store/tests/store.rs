@@ -625,3 +625,39 @@ async fn bare_lf_is_stored_as_crlf_even_across_writes() {
     assert_eq!(rec.size, expected.len() as u64);
     assert_eq!(read_all(&store, rec.blob).await, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_sees_a_consistent_view_while_writers_run() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let a = account(&store).await;
+    let inbox_id = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for n in 0..100 {
+                let big = n % 10 == 0;
+                let bytes = message(w * 1000 + n, if big { store::CHUNK_SIZE + 10 } else { 500 });
+                deliver(&store, &bytes, vec![inbox(a)]).await;
+                if n % 3 == 0 {
+                    let uid = store.list(a, inbox_id, 1..=u32::MAX).await.unwrap()[0].0;
+                    let _ = store
+                        .expunge(a, inbox_id, ExpungeSet::Exactly(vec![uid]))
+                        .await;
+                }
+            }
+        }));
+    }
+    let mut checks = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        let report = store.verify().await.unwrap();
+        assert!(report.problems.is_empty(), "{:#?}", report.problems);
+        checks += 1;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(checks > 1, "verify ran while the writers were busy");
+    assert_consistent(&store).await;
+}
