@@ -344,6 +344,29 @@ impl Store {
         .await
     }
 
+    /// The summaries of several blobs in one read (FETCH ENVELOPE over many
+    /// messages), in the order asked.
+    pub async fn summaries(&self, blobs: Vec<BlobId>) -> Result<Vec<Summary>, StoreError> {
+        self.read(move |db| {
+            let cf = handle(db, keys::CF_BLOBMETA)?;
+            let keys: Vec<_> = blobs
+                .iter()
+                .map(|&b| (cf, message::summary_key(b)))
+                .collect();
+            db.multi_get_cf(keys)
+                .into_iter()
+                .zip(&blobs)
+                .map(|(v, blob)| {
+                    let v = v?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("summary of blob {blob} missing"))
+                    })?;
+                    decode("summary", &v)
+                })
+                .collect()
+        })
+        .await
+    }
+
     pub async fn open_blob(&self, blob: BlobId) -> Result<BlobReader, StoreError> {
         let rec: BlobRecord = self
             .read(move |db| {

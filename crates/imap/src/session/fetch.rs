@@ -3,6 +3,7 @@
 //! delivery; message bytes are read only for body sections, and large ones are
 //! streamed chunk by chunk.
 
+use std::collections::HashMap;
 use std::io;
 
 use store::{BlobReader, CHUNK_SIZE, FlagOp, MessageRecord, Summary};
@@ -114,6 +115,27 @@ impl Session {
                     }
                 }
             }
+            // One store read for the whole batch's summaries, not one per message
+            // (only for the UIDs asked: the range read may hold others).
+            let wanted: Vec<usize> = if needs_summary(items) {
+                batch
+                    .iter()
+                    .filter_map(|&(_, u)| records.binary_search_by_key(&u, |(x, _)| *x).ok())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut summaries: HashMap<usize, Summary> = HashMap::new();
+            if !wanted.is_empty() {
+                let blobs = wanted.iter().map(|&i| records[i].1.blob).collect();
+                match self.inner.store.summaries(blobs).await {
+                    Ok(list) => summaries.extend(wanted.iter().copied().zip(list)),
+                    Err(e) => {
+                        self.io.write_all(&out).await?;
+                        return Ok(super::store_error(e));
+                    }
+                }
+            }
             for &(seq, u) in batch {
                 let Ok(i) = records.binary_search_by_key(&u, |(x, _)| *x) else {
                     // Expunged meanwhile: nothing to send (RFC 3501 §7.4.1
@@ -124,8 +146,13 @@ impl Session {
                     continue;
                 }
                 let with_flags = newly_seen.contains(&u) && !items.contains(&FetchAtt::Flags);
-                self.fetch_one(&mut out, seq, u, &records[i].1, items, with_flags)
-                    .await?;
+                let msg = Message {
+                    seq,
+                    uid: u,
+                    rec: &records[i].1,
+                    summary: summaries.remove(&i),
+                };
+                self.fetch_one(&mut out, msg, items, with_flags).await?;
                 if out.len() >= INLINE as usize {
                     self.io.write_all(&out).await?;
                     out.clear();
@@ -146,28 +173,18 @@ impl Session {
     async fn fetch_one(
         &mut self,
         out: &mut Vec<u8>,
-        seq: u32,
-        uid: u32,
-        rec: &MessageRecord,
+        msg: Message<'_>,
         items: &[FetchAtt],
         with_flags: bool,
     ) -> io::Result<()> {
+        let Message {
+            seq,
+            uid,
+            rec,
+            summary,
+        } = msg;
         let store = self.inner.store.clone();
         let other = |e: store::StoreError| io::Error::other(e.to_string());
-        let needs_summary = items.iter().any(|i| {
-            matches!(
-                i,
-                FetchAtt::Envelope
-                    | FetchAtt::BodyStructure
-                    | FetchAtt::Body
-                    | FetchAtt::Section { .. }
-            )
-        });
-        let summary: Option<Summary> = if needs_summary {
-            Some(store.summary(rec.blob).await.map_err(other)?)
-        } else {
-            None
-        };
         let mut blob: Option<BlobReader> = None;
         out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
         let mut first = true;
@@ -298,6 +315,28 @@ fn clip(b: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
             &b[from..to]
         }
     }
+}
+
+/// One message of a FETCH response.
+struct Message<'a> {
+    seq: u32,
+    uid: u32,
+    rec: &'a MessageRecord,
+    /// Read beforehand for the whole batch when an item needs it.
+    summary: Option<Summary>,
+}
+
+/// Whether any item needs the message's MIME summary.
+fn needs_summary(items: &[FetchAtt]) -> bool {
+    items.iter().any(|i| {
+        matches!(
+            i,
+            FetchAtt::Envelope
+                | FetchAtt::BodyStructure
+                | FetchAtt::Body
+                | FetchAtt::Section { .. }
+        )
+    })
 }
 
 #[cfg(test)]
