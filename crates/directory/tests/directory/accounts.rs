@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use directory::{Autoresponder, DirectoryError, DomainMode, Policy, parse_size};
+use directory::{Autoresponder, DirectoryError, Policy, parse_size};
 
 use crate::{PASSWORD, open, with_domain};
 
@@ -35,10 +35,7 @@ async fn add_show_list() {
     assert!(details.aliases.is_empty());
     assert_eq!(details.forwarding, None);
 
-    directory
-        .add_domain("example.net", DomainMode::Authoritative, None)
-        .await
-        .unwrap();
+    directory.create_domain("example.net").await;
     directory
         .add_account(
             "bob@example.net",
@@ -149,10 +146,7 @@ async fn bad_local_parts() {
 #[tokio::test]
 async fn duplicate_address_is_case_insensitive() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let err = directory
         .add_account("ANN@example.org", PASSWORD, None, None)
         .await
@@ -249,10 +243,7 @@ async fn policy_limits_apply() {
         password_min_len: 12,
         ..Policy::default()
     });
-    directory
-        .add_domain("example.org", DomainMode::Authoritative, None)
-        .await
-        .unwrap();
+    directory.create_domain("example.org").await;
     let err = directory
         .add_account("ann@example.org", "elevenchars", None, None)
         .await
@@ -266,10 +257,7 @@ async fn policy_limits_apply() {
 #[tokio::test]
 async fn remove_takes_everything_with_it() {
     let directory = with_domain().await;
-    let ann = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let ann = directory.create_account("ann@example.org").await;
     directory
         .add_alias("info@example.org", "ann@example.org")
         .await
@@ -324,10 +312,7 @@ async fn remove_takes_everything_with_it() {
     assert!(matches!(err, DirectoryError::AccountNotFound(_)), "{err}");
 
     // The address and its alias are free again, with nothing left over.
-    let again = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let again = directory.create_account("ann@example.org").await;
     assert_ne!(again.id, ann.id);
     assert!(
         directory
@@ -340,19 +325,13 @@ async fn remove_takes_everything_with_it() {
         directory.autoresponder("ann@example.org").await.unwrap(),
         None
     );
-    directory
-        .add_account("info@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("info@example.org").await;
 }
 
 #[tokio::test]
 async fn passwd_replaces_the_hash() {
     let directory = with_domain().await;
-    let before = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let before = directory.create_account("ann@example.org").await;
     directory
         .set_password("ann@example.org", "a new password")
         .await
@@ -370,10 +349,7 @@ async fn passwd_replaces_the_hash() {
 #[tokio::test]
 async fn login_lookup() {
     let directory = with_domain().await;
-    let ann = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let ann = directory.create_account("ann@example.org").await;
     directory
         .add_alias("info@example.org", "ann@example.org")
         .await

@@ -1,14 +1,11 @@
-use directory::{DirectoryError, DomainMode, Policy};
+use directory::{DirectoryError, Policy};
 
 use crate::{PASSWORD, open, with_domain};
 
 #[tokio::test]
 async fn add_list_remove() {
     let directory = with_domain().await;
-    let ann = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let ann = directory.create_account("ann@example.org").await;
     directory
         .add_alias("Info@Example.org", "ANN@example.org")
         .await
@@ -59,20 +56,14 @@ async fn add_list_remove() {
 #[tokio::test]
 async fn alias_domain_must_exist() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let err = directory
         .add_alias("ann@example.net", "ann@example.org")
         .await
         .unwrap_err();
     assert!(matches!(err, DirectoryError::DomainNotFound(_)), "{err}");
     // Aliases may live in another local domain than their account.
-    directory
-        .add_domain("example.net", DomainMode::Authoritative, None)
-        .await
-        .unwrap();
+    directory.create_domain("example.net").await;
     directory
         .add_alias("ann@example.net", "ann@example.org")
         .await
@@ -82,14 +73,8 @@ async fn alias_domain_must_exist() {
 #[tokio::test]
 async fn alias_and_account_never_share_an_address() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
-    directory
-        .add_account("bob@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
+    directory.create_account("bob@example.org").await;
     // alias -> account address
     let err = directory
         .add_alias("bob@example.org", "ann@example.org")
@@ -130,10 +115,7 @@ async fn alias_and_account_never_share_an_address() {
 #[tokio::test]
 async fn no_alias_loops() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     directory
         .add_alias("info@example.org", "ann@example.org")
         .await
@@ -177,14 +159,8 @@ async fn alias_limit() {
         max_aliases_per_account: 3,
         ..Policy::default()
     });
-    directory
-        .add_domain("example.org", DomainMode::Authoritative, None)
-        .await
-        .unwrap();
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_domain("example.org").await;
+    directory.create_account("ann@example.org").await;
     for i in 0..3 {
         directory
             .add_alias(&format!("a{i}@example.org"), "ann@example.org")
@@ -209,10 +185,7 @@ async fn alias_limit() {
 #[tokio::test]
 async fn default_alias_limit_is_50() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     for i in 0..50 {
         directory
             .add_alias(&format!("a{i}@example.org"), "ann@example.org")

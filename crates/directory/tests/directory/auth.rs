@@ -13,10 +13,7 @@ fn ip(n: u8) -> IpAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn address_or_short_login() {
     let directory = with_domain().await;
-    let ann = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let ann = directory.create_account("ann@example.org").await;
     let auth = Authenticator::new(directory.directory.clone(), AuthPolicy::default());
     for login in [
         "ann@example.org",
@@ -60,10 +57,7 @@ async fn address_or_short_login() {
 #[tokio::test]
 async fn passwd_takes_effect_at_once_despite_the_cache() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let auth = Authenticator::new(directory.directory.clone(), AuthPolicy::default());
     // Twice, so the second is a cache hit.
     for _ in 0..2 {
@@ -91,10 +85,7 @@ async fn passwd_takes_effect_at_once_despite_the_cache() {
 #[tokio::test]
 async fn cached_vs_uncached_timing() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let auth = Authenticator::new(directory.directory.clone(), AuthPolicy::default());
     let started = Instant::now();
     auth.authenticate("ann@example.org", PASSWORD.as_bytes(), ip(1), "imap")
@@ -128,10 +119,7 @@ async fn cached_vs_uncached_timing() {
 #[tokio::test]
 async fn throttles_an_ip_after_10_failures() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let auth = Authenticator::new(directory.directory.clone(), AuthPolicy::default());
     for i in 0..10 {
         let err = auth
@@ -155,14 +143,8 @@ async fn throttles_an_ip_after_10_failures() {
 #[tokio::test]
 async fn throttles_an_account_after_20_failures() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
-    directory
-        .add_account("bob@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
+    directory.create_account("bob@example.org").await;
     let auth = Authenticator::new(directory.directory.clone(), AuthPolicy::default());
     // A distributed guess: every attempt from another address.
     for i in 0..20 {
@@ -185,10 +167,7 @@ async fn throttles_an_account_after_20_failures() {
 #[tokio::test]
 async fn success_resets_the_account_counter_and_the_window_slides() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let auth = Authenticator::new(
         directory.directory.clone(),
         AuthPolicy {
@@ -226,10 +205,7 @@ async fn success_resets_the_account_counter_and_the_window_slides() {
 #[tokio::test]
 async fn disabled_accounts() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let auth = Authenticator::new(directory.directory.clone(), AuthPolicy::default());
     auth.authenticate("ann@example.org", PASSWORD.as_bytes(), ip(1), "pop3")
         .await

@@ -1,6 +1,6 @@
 use directory::{Autoresponder, Date, DirectoryError, MAX_AUTORESPONDER_BODY};
 
-use crate::{PASSWORD, with_domain};
+use crate::with_domain;
 
 fn date(text: &str) -> Date {
     text.parse().unwrap()
@@ -18,10 +18,7 @@ fn away() -> Autoresponder {
 #[tokio::test]
 async fn set_get_off() {
     let directory = with_domain().await;
-    let ann = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let ann = directory.create_account("ann@example.org").await;
     assert_eq!(
         directory.autoresponder("ann@example.org").await.unwrap(),
         None
@@ -90,10 +87,7 @@ async fn set_get_off() {
 #[tokio::test]
 async fn start_after_end_is_refused() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let err = directory
         .set_autoresponder(
             "ann@example.org",
@@ -125,10 +119,7 @@ async fn start_after_end_is_refused() {
 #[tokio::test]
 async fn body_and_prefix_limits() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let set = |autoresponder: Autoresponder| {
         let directory = directory.directory.clone();
         async move {
@@ -183,10 +174,7 @@ async fn body_and_prefix_limits() {
 #[tokio::test]
 async fn delete_after_end() {
     let directory = with_domain().await;
-    let ann = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let ann = directory.create_account("ann@example.org").await;
     directory
         .set_autoresponder(
             "ann@example.org",

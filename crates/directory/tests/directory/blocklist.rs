@@ -1,18 +1,12 @@
 use directory::DirectoryError;
 
-use crate::{PASSWORD, with_domain};
+use crate::with_domain;
 
 #[tokio::test]
 async fn exact_and_domain_patterns_case_insensitive() {
     let directory = with_domain().await;
-    let ann = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
-    let bob = directory
-        .add_account("bob@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let ann = directory.create_account("ann@example.org").await;
+    let bob = directory.create_account("bob@example.org").await;
     directory
         .block_sender("ann@example.org", "Spammer@Example.COM")
         .await
@@ -71,10 +65,7 @@ async fn exact_and_domain_patterns_case_insensitive() {
 #[tokio::test]
 async fn invalid_patterns_and_accounts() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     for bad in ["*", "*@", "spammer", "*@*.example.com", "a b@example.com"] {
         let err = directory
             .block_sender("ann@example.org", bad)

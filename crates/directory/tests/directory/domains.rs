@@ -1,14 +1,11 @@
 use directory::{DirectoryError, DomainMode, Policy};
 
-use crate::{PASSWORD, open, with_domain};
+use crate::{open, with_domain};
 
 #[tokio::test]
 async fn add_list_remove() {
     let directory = open(Policy::default());
-    let domain = directory
-        .add_domain("Example.ORG.", DomainMode::Authoritative, None)
-        .await
-        .unwrap();
+    let domain = directory.create_domain("Example.ORG.").await;
     assert_eq!(
         domain.name, "example.org",
         "lowercased, trailing dot dropped"
@@ -110,10 +107,7 @@ async fn relay_host_rules() {
 #[tokio::test]
 async fn removal_refused_while_addresses_remain() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     directory
         .add_alias("info@example.org", "ann@example.org")
         .await

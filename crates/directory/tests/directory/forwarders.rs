@@ -50,19 +50,13 @@ async fn standalone_forwarder_lifecycle() {
         .unwrap();
     assert!(directory.list_forwarders().await.unwrap().is_empty());
     // With its last destination gone, the address is free.
-    directory
-        .add_account("sales@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("sales@example.org").await;
 }
 
 #[tokio::test]
 async fn forwarder_on_account_keeps_the_account() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     directory
         .add_forwarder("ann@example.org", "ann@example.net", true)
         .await
@@ -135,10 +129,7 @@ async fn forwarder_rules() {
             "{bad}: {err}"
         );
     }
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     directory
         .add_alias("info@example.org", "ann@example.org")
         .await

@@ -40,12 +40,25 @@ pub fn open(policy: Policy) -> TestDirectory {
     }
 }
 
+impl TestDirectory {
+    /// An account with the test password; panics (fails the test) on error.
+    pub async fn create_account(&self, address: &str) -> directory::Account {
+        self.add_account(address, PASSWORD, None, None)
+            .await
+            .unwrap()
+    }
+
+    /// An authoritative domain; panics (fails the test) on error.
+    pub async fn create_domain(&self, name: &str) -> directory::Domain {
+        self.add_domain(name, DomainMode::Authoritative, None)
+            .await
+            .unwrap()
+    }
+}
+
 /// A directory with the authoritative domain `example.org`.
 pub async fn with_domain() -> TestDirectory {
     let directory = open(Policy::default());
-    directory
-        .add_domain("example.org", DomainMode::Authoritative, None)
-        .await
-        .unwrap();
+    directory.create_domain("example.org").await;
     directory
 }

@@ -1,22 +1,13 @@
 use directory::{DirectoryError, DomainMode, Resolution};
 
-use crate::{PASSWORD, with_domain};
+use crate::with_domain;
 
 #[tokio::test]
 async fn accounts_aliases_forwarders() {
     let directory = with_domain().await;
-    let ann = directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
-    let bob = directory
-        .add_account("bob@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
-    let carol = directory
-        .add_account("carol@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    let ann = directory.create_account("ann@example.org").await;
+    let bob = directory.create_account("bob@example.org").await;
+    let carol = directory.create_account("carol@example.org").await;
     directory
         .add_alias("info@example.org", "ann@example.org")
         .await
@@ -90,10 +81,7 @@ async fn unknown_in_both_modes() {
         )
         .await
         .unwrap();
-    directory
-        .add_account("local@relay.example", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("local@relay.example").await;
 
     assert_eq!(
         directory.resolve("nobody@example.org").await.unwrap(),
@@ -128,10 +116,7 @@ async fn unknown_in_both_modes() {
 #[tokio::test]
 async fn trailing_dot_is_not_the_same_domain() {
     let directory = with_domain().await;
-    directory
-        .add_account("ann@example.org", PASSWORD, None, None)
-        .await
-        .unwrap();
+    directory.create_account("ann@example.org").await;
     let err = directory.resolve("ann@example.org.").await.unwrap_err();
     assert!(
         matches!(err, DirectoryError::InvalidAddress { .. }),
