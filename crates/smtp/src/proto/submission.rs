@@ -9,18 +9,28 @@ pub const MAX_HEAD: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub struct HeaderScan {
     bytes: Vec<u8>,
+    /// Where the search for the empty line goes on, so a client that sends a
+    /// byte at a time costs linear time, not quadratic.
+    searched: usize,
+    complete: bool,
 }
 
 impl HeaderScan {
     pub fn push(&mut self, data: &[u8]) {
         self.bytes.extend_from_slice(data);
+        if self.complete {
+            return;
+        }
+        let from = self.searched.saturating_sub(3);
+        self.complete = self.bytes.starts_with(b"\r\n")
+            || self.bytes[from..].windows(4).any(|w| w == b"\r\n\r\n")
+            || self.bytes.len() >= MAX_HEAD;
+        self.searched = self.bytes.len();
     }
 
     /// The header section is complete (or too long to wait for).
     pub fn complete(&self) -> bool {
-        self.bytes.starts_with(b"\r\n")
-            || self.bytes.windows(4).any(|w| w == b"\r\n\r\n")
-            || self.bytes.len() >= MAX_HEAD
+        self.complete
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
@@ -85,6 +95,19 @@ mod tests {
             folded.missing_fields("I", "h", date),
             format!("Date: {date}\r\n")
         );
+    }
+
+    #[test]
+    fn byte_at_a_time_finds_the_end_of_the_header() {
+        let mut s = HeaderScan::default();
+        for &b in b"Subject: x\r\nFrom: a@b\r\n" {
+            s.push(&[b]);
+            assert!(!s.complete());
+        }
+        s.push(b"\r");
+        assert!(!s.complete());
+        s.push(b"\n");
+        assert!(s.complete());
     }
 
     #[test]
