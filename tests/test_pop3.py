@@ -272,3 +272,19 @@ def test_disabled_account_gets_sys_perm(pop):
         p.pass_(PASSWORD)
     pop.cli("account", "enable", USER)
     login_ssl(pop).quit()
+
+
+def test_endless_overlong_lines_close_the_connection(pop):
+    with socket.create_connection(("127.0.0.1", pop.ports["pop3"]), timeout=10) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall((b"x" * 5000 + b"\r\n") * 15)
+        replies = []
+        try:
+            while line := f.readline():
+                replies.append(line)
+        except ConnectionResetError:
+            pass  # closed with our excess lines still unread: also closed
+        # At most one reply per line up to the error limit, then the connection ends.
+        assert 1 <= len(replies) <= 12, replies
+        assert all(r.startswith(b"-ERR") for r in replies)

@@ -233,15 +233,18 @@ impl Pop3Server {
         }
     }
 
-    /// One command line; `None` when the client is gone.
+    /// One command line; `None` when the client is gone or sends nothing but
+    /// overlong lines.
     async fn read_command(&self, io: &mut LineReader<Stream>) -> std::io::Result<Option<Vec<u8>>> {
-        loop {
+        for _ in 0..=MAX_ERRORS {
             match io.read_line(MAX_LINE).await? {
                 Line::Complete { data, .. } => return Ok(Some(data)),
                 Line::TooLong => io.write_all(b"-ERR line too long\r\n").await?,
                 Line::Eof => return Ok(None),
             }
         }
+        io.write_all(b"-ERR too many errors, bye\r\n").await?;
+        Ok(None)
     }
 
     async fn login(
