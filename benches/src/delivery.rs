@@ -60,7 +60,7 @@ async fn run(deliverer: &Deliverer, writers: usize, duration: Duration) -> Run {
                     .deliver_bytes(&envelope, &message(n))
                     .await
                     .expect("delivery");
-                assert!(matches!(out[0], Outcome::Delivered(_)), "{out:?}");
+                assert!(matches!(out[0], Outcome::Delivered { .. }), "{out:?}");
                 latencies.push(t.elapsed());
                 count.fetch_add(1, Ordering::Relaxed);
                 n += writers;
