@@ -8,7 +8,7 @@ use tracing::info;
 use crate::forwarders::Forwarding;
 use crate::keys::{self, AddressEntry};
 use crate::syntax::{Address, parse_address, parse_domain};
-use crate::{Directory, DirectoryError, Result, now_unix, password};
+use crate::{Directory, DirectoryError, Result, created_now, password};
 
 /// Short login ids use lowercase letters and digits without the look-alikes
 /// 0/o, 1/l/i: 31 symbols, so six of them give about 887 million ids.
@@ -86,7 +86,7 @@ impl Directory {
             display_name,
             quota,
             password_hash,
-            created: now_unix(),
+            created: created_now(),
             disabled: false,
         };
         let record = keys::encode(&account)?;

@@ -40,13 +40,16 @@ impl Date {
         self.day
     }
 
-    /// Today in UTC. Autoresponder periods are whole UTC days: the server has
-    /// no notion of the account holder's time zone.
+    /// Today in UTC.
     pub fn today_utc() -> Date {
-        let seconds = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        Date::from_days_since_epoch(seconds / 86_400)
+        Date::from_days_since_epoch(now_unix().max(0) as u64 / 86_400)
+    }
+
+    /// The date at `unix` in the server's time zone (`TZ`, else
+    /// /etc/localtime): autoresponder periods are whole days there.
+    pub fn local(unix: i64) -> Date {
+        let offset = local_offset(unix);
+        Date::from_days_since_epoch(unix.saturating_add(offset).max(0) as u64 / 86_400)
     }
 
     /// Days since 1970-01-01 to a civil date (H. Hinnant's `civil_from_days`,
@@ -73,6 +76,59 @@ impl Date {
             day: u8::try_from(day).unwrap_or(31),
         }
     }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The server's UTC offset in seconds at `unix`, from the C library's
+/// time zone database.
+pub fn local_offset(unix: i64) -> i64 {
+    let t: libc::time_t = unix as libc::time_t;
+    // SAFETY: localtime_r only writes the struct we pass; a zeroed tm is a
+    // valid value of it.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i64
+    }
+}
+
+/// An RFC 5322 `Date:` value in the server's time zone.
+pub fn rfc5322_date(unix: i64) -> String {
+    rfc5322_date_at(unix, local_offset(unix))
+}
+
+/// An RFC 5322 date-time at `offset` seconds from UTC.
+pub fn rfc5322_date_at(unix: i64, offset: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let local = unix.saturating_add(offset).max(0);
+    let days = local / 86_400;
+    let secs = local % 86_400;
+    let date = Date::from_days_since_epoch(days as u64);
+    let sign = if offset < 0 { '-' } else { '+' };
+    let off = offset.unsigned_abs() / 60;
+    format!(
+        "{}, {} {} {} {:02}:{:02}:{:02} {sign}{:02}{:02}",
+        DAYS[(days % 7) as usize],
+        date.day,
+        MONTHS[usize::from(date.month.clamp(1, 12) - 1)],
+        date.year,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        off / 60,
+        off % 60
+    )
 }
 
 fn days_in_month(year: u16, month: u8) -> u8 {
@@ -154,6 +210,23 @@ mod tests {
         let a: Date = "2025-12-31".parse().unwrap();
         let b: Date = "2026-01-01".parse().unwrap();
         assert!(a < b);
+    }
+
+    #[test]
+    fn formats_rfc5322_dates() {
+        assert_eq!(rfc5322_date_at(0, 0), "Thu, 1 Jan 1970 00:00:00 +0000");
+        assert_eq!(
+            rfc5322_date_at(951_782_400, 0),
+            "Tue, 29 Feb 2000 00:00:00 +0000"
+        );
+        assert_eq!(
+            rfc5322_date_at(951_782_400, 3600),
+            "Tue, 29 Feb 2000 01:00:00 +0100"
+        );
+        assert_eq!(
+            rfc5322_date_at(951_782_400, -5400),
+            "Mon, 28 Feb 2000 22:30:00 -0130"
+        );
     }
 
     #[test]

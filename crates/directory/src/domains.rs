@@ -9,7 +9,7 @@ use tracing::info;
 
 use crate::keys::{self, AddressEntry};
 use crate::syntax::{parse_domain, parse_relay_host};
-use crate::{Directory, DirectoryError, Result, now_unix};
+use crate::{Directory, DirectoryError, Result, created_now};
 
 /// How the server treats mail for a domain's addresses that are not in the
 /// directory.
@@ -76,7 +76,7 @@ impl Directory {
             name,
             mode,
             relay_host,
-            created: now_unix(),
+            created: created_now(),
         };
         let key = keys::domain(&domain.name);
         let value = keys::encode(&domain)?;
@@ -110,7 +110,11 @@ impl Directory {
                 forwarders,
             });
         }
-        self.write(vec![DirOp::Delete(keys::domain(&name))]).await?;
+        self.write(vec![
+            DirOp::Delete(keys::domain(&name)),
+            Directory::dkim_key_op_delete(&name),
+        ])
+        .await?;
         info!(target: "posthorn::directory", "domain removed: {name}");
         Ok(())
     }
@@ -129,7 +133,8 @@ impl Directory {
     }
 
     /// A domain by its lowercase name.
-    pub(crate) async fn domain(&self, name: &str) -> Result<Option<Domain>> {
+    /// The domain by name (lowercase, no trailing dot), if it is ours.
+    pub async fn domain(&self, name: &str) -> Result<Option<Domain>> {
         let domain: Option<Domain> = self.get_record(keys::domain(name)).await?;
         Ok(domain.map(|domain| Domain {
             name: name.to_owned(),

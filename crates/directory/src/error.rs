@@ -161,6 +161,8 @@ pub enum DirectoryError {
 
     #[error("directory record {key} is unreadable ({reason}): run `posthorn verify`")]
     Corrupt { key: String, reason: String },
+    #[error("key generation failed: {0}")]
+    Crypto(String),
 
     #[error("store error: {0}")]
     Store(#[from] StoreError),

@@ -17,6 +17,7 @@ mod domains;
 mod error;
 mod forwarders;
 mod keys;
+mod outbound;
 mod password;
 mod policy;
 mod resolve;
@@ -24,7 +25,6 @@ mod size;
 mod syntax;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use store::AccountId;
 use store::{DirOp, Store};
@@ -33,10 +33,11 @@ use tokio::sync::{Mutex, MutexGuard};
 pub use accounts::{Account, AccountDetails};
 pub use aliases::AliasInfo;
 pub use autoresponder::{Autoresponder, MAX_AUTORESPONDER_BODY};
-pub use date::Date;
+pub use date::{Date, now_unix, rfc5322_date};
 pub use domains::{Domain, DomainMode};
 pub use error::DirectoryError;
 pub use forwarders::{ForwarderInfo, Forwarding};
+pub use outbound::{DKIM_SELECTOR, DkimKey};
 pub use policy::Policy;
 pub use resolve::Resolution;
 pub use size::{format_size, parse_size};
@@ -124,8 +125,6 @@ impl Directory {
 }
 
 /// Seconds since the Unix epoch, for `created` stamps.
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+fn created_now() -> u64 {
+    now_unix().max(0) as u64
 }

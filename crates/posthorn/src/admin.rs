@@ -3,18 +3,29 @@
 
 use std::fmt::Write;
 
-use directory::{Autoresponder, Date, Directory, DomainMode, format_size, parse_size};
-use store::Store;
+use std::sync::Arc;
+
+use directory::{Autoresponder, Date, Directory, DomainMode, format_size, now_unix, parse_size};
+use store::{Settle, Store};
+use tokio::sync::Notify;
 
 use crate::cli::{
     AccountCmd, Admin, AliasCmd, AutoresponderCmd, BlocklistCmd, DomainCmd, ForwardCmd, Mode,
-    PasswordArg,
+    PasswordArg, QueueCmd,
 };
 
 #[derive(Clone)]
 pub struct AdminContext {
     pub store: Store,
     pub directory: Directory,
+    /// The running daemon's outbound queue runner, woken by `queue flush`.
+    pub queue_wake: Option<Arc<Notify>>,
+}
+
+/// The DKIM record line to publish.
+fn dkim_record(key: &directory::DkimKey, domain: &str) -> String {
+    let (name, value) = key.dns_record(domain);
+    format!("{name}. IN TXT \"{value}\"")
 }
 
 fn password(p: PasswordArg) -> Result<String, String> {
@@ -50,6 +61,14 @@ async fn run(
             };
             let added = d.add_domain(&domain, mode, relay_host.as_deref()).await?;
             write!(out, "added domain {} ({})", added.name, added.mode)?;
+            if mode == DomainMode::Authoritative {
+                let key = d.generate_dkim_key(&added.name).await?;
+                write!(
+                    out,
+                    "\nDKIM key generated; publish:\n{}",
+                    dkim_record(&key, &added.name)
+                )?;
+            }
         }
         Admin::Domain(DomainCmd::List) => {
             for dom in d.list_domains().await? {
@@ -65,6 +84,52 @@ async fn run(
         Admin::Domain(DomainCmd::Remove { domain }) => {
             d.remove_domain(&domain).await?;
             write!(out, "removed domain {domain}")?;
+        }
+        Admin::Domain(DomainCmd::Dkim { domain, rotate }) => {
+            let key = match d.dkim_key(&domain).await? {
+                Some(key) if !rotate => key,
+                _ => d.generate_dkim_key(&domain).await?,
+            };
+            write!(out, "{}", dkim_record(&key, &domain.to_ascii_lowercase()))?;
+        }
+        Admin::Queue(QueueCmd::List) => {
+            let now = now_unix();
+            for (id, e) in ctx.store.queue().await? {
+                let rcpts: Vec<&str> = e.recipients.iter().map(|r| r.address.as_str()).collect();
+                writeln!(
+                    out,
+                    "{id}\t<{}>\t{}\t{} bytes\tattempts {}\tnext in {}s\t{}",
+                    e.sender,
+                    rcpts.join(","),
+                    e.size,
+                    e.attempts,
+                    (e.next_attempt - now).max(0),
+                    e.last_error
+                )?;
+            }
+        }
+        Admin::Queue(QueueCmd::Flush) => {
+            let now = now_unix();
+            let settles: Vec<Settle> = ctx
+                .store
+                .queue()
+                .await?
+                .into_iter()
+                .map(|(id, _)| Settle::DueAt(id, now))
+                .collect();
+            let n = settles.len();
+            ctx.store.settle_queue(settles).await?;
+            if let Some(wake) = &ctx.queue_wake {
+                wake.notify_one();
+            }
+            write!(out, "{n} queued messages due now")?;
+        }
+        Admin::Queue(QueueCmd::Remove { id }) => {
+            if ctx.store.queue_entry(id).await?.is_none() {
+                return Err(format!("no queued message {id}").into());
+            }
+            ctx.store.settle_queue(vec![Settle::Remove(id)]).await?;
+            write!(out, "removed queued message {id}")?;
         }
         Admin::Account(AccountCmd::Add {
             address,
@@ -261,8 +326,8 @@ async fn run(
             let r = ctx.store.verify().await?;
             write!(
                 out,
-                "{} accounts, {} folders, {} messages, {} stored message bodies",
-                r.accounts, r.mailboxes, r.messages, r.blobs
+                "{} accounts, {} folders, {} messages, {} stored message bodies, {} queued",
+                r.accounts, r.mailboxes, r.messages, r.blobs, r.queued
             )?;
             if !r.problems.is_empty() {
                 return Err(format!(

@@ -49,8 +49,21 @@ pub enum Admin {
     /// Senders an account refuses.
     #[command(subcommand)]
     Blocklist(BlocklistCmd),
+    /// Mail waiting to leave this server.
+    #[command(subcommand)]
+    Queue(QueueCmd),
     /// Check the store's invariants (quota counters, reference counts, UIDs).
     Verify,
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum QueueCmd {
+    /// Every queued message: id, sender, recipients, attempts, next try, last error.
+    List,
+    /// Try every waiting message now.
+    Flush,
+    /// Drop a message from the queue without a bounce.
+    Remove { id: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -73,6 +86,13 @@ pub enum DomainCmd {
     List,
     Remove {
         domain: String,
+    },
+    /// Show the DKIM record to publish (generates a key if the domain has none).
+    Dkim {
+        domain: String,
+        /// Replace the key with a new one.
+        #[arg(long)]
+        rotate: bool,
     },
 }
 

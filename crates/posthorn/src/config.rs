@@ -27,6 +27,70 @@ pub struct Config {
     pub auth: directory::auth::AuthPolicy,
     #[serde(default)]
     pub log: Log,
+    /// `[outbound]`: the queue of mail leaving this server.
+    #[serde(default)]
+    pub outbound: Outbound,
+    /// `[delivery]`: loop limit, autoreply interval, SRS.
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outbound {
+    /// `host:port` that takes all outbound mail (a smarthost), instead of
+    /// the recipients' MX hosts.
+    pub smarthost: Option<String>,
+    /// SMTP port at MX hosts.
+    pub port: u16,
+    /// First retry after this long, doubling up to `retry_max_secs`.
+    pub retry_initial_secs: u64,
+    pub retry_max_secs: u64,
+    /// Bounce what is still undelivered after this long (5 days).
+    pub give_up_after_secs: u64,
+    /// Tell the sender mail is delayed after this long (4 hours).
+    pub warn_after_secs: u64,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Connecting, and waiting for each reply.
+    pub timeout_secs: u64,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound {
+            smarthost: None,
+            port: 25,
+            retry_initial_secs: 60,
+            retry_max_secs: 3600,
+            give_up_after_secs: 5 * 86_400,
+            warn_after_secs: 4 * 3600,
+            concurrency: 16,
+            timeout_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    /// `Received:` fields a message may carry before it counts as a loop.
+    pub max_hops: usize,
+    /// Days between two automatic replies to the same sender.
+    pub autoreply_interval_days: u32,
+    /// Rewrite the envelope sender of forwarded mail (SRS) so SPF passes at
+    /// the destination.
+    pub srs: bool,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            max_hops: 50,
+            autoreply_interval_days: 7,
+            srs: true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +201,19 @@ impl Config {
         }
         if self.limits.max_connections_per_ip == 0 || self.limits.max_connections == 0 {
             return Err("keys limits.max_connections*: must be at least 1".into());
+        }
+        if self.outbound.concurrency == 0 || self.outbound.timeout_secs == 0 {
+            return Err(
+                "keys outbound.concurrency and outbound.timeout_secs: must be at least 1".into(),
+            );
+        }
+        if self.outbound.retry_initial_secs == 0
+            || self.outbound.retry_max_secs < self.outbound.retry_initial_secs
+        {
+            return Err("keys outbound.retry_*: retry_initial_secs must be at least 1 and at most retry_max_secs".into());
+        }
+        if self.delivery.max_hops == 0 {
+            return Err("key delivery.max_hops: must be at least 1".into());
         }
         self.directory
             .validate()

@@ -85,5 +85,13 @@ async fn admin_command(config_path: &std::path::Path, mut cmd: Admin) -> Result<
         e => format!("cannot open the store in {}: {e}", config.store_path().display()),
     })?;
     let directory = Directory::new(store.clone(), config.directory.clone());
-    admin::execute(&AdminContext { store, directory }, cmd).await
+    admin::execute(
+        &AdminContext {
+            store,
+            directory,
+            queue_wake: None,
+        },
+        cmd,
+    )
+    .await
 }

@@ -10,6 +10,7 @@ use delivery::Deliverer;
 use directory::Directory;
 use directory::auth::Authenticator;
 use net::{Connection, Handler, ListenerSpec, ServeConfig, TlsHandle};
+use outbound::{Outbound, OutboundConfig};
 use store::{Store, StoreOptions};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -141,6 +142,50 @@ fn load_tls(config: &Config) -> Result<TlsHandle, String> {
     TlsHandle::load(cert, key).map_err(|e| e.to_string())
 }
 
+/// The delivery pipeline with the configured policy; the SRS secret lives in
+/// the store so rewritten addresses stay valid across restarts.
+async fn deliverer(
+    config: &Config,
+    store: &Store,
+    directory: &Directory,
+) -> Result<Deliverer, String> {
+    let srs = if config.delivery.srs {
+        let secret = directory
+            .secret("srs")
+            .await
+            .map_err(|e| format!("cannot read the SRS secret: {e}"))?;
+        Some(delivery::srs::Srs::new(secret))
+    } else {
+        None
+    };
+    let policy = delivery::Policy {
+        hostname: config.server.hostname.clone(),
+        max_hops: config.delivery.max_hops,
+        autoreply_interval: i64::from(config.delivery.autoreply_interval_days) * 86_400,
+        srs,
+    };
+    Ok(Deliverer::with_policy(
+        store.clone(),
+        directory.clone(),
+        policy,
+    ))
+}
+
+fn outbound_config(config: &Config) -> OutboundConfig {
+    let o = &config.outbound;
+    OutboundConfig {
+        hostname: config.server.hostname.clone(),
+        smarthost: o.smarthost.clone(),
+        port: o.port,
+        retry_initial: Duration::from_secs(o.retry_initial_secs),
+        retry_max: Duration::from_secs(o.retry_max_secs),
+        give_up_after: Duration::from_secs(o.give_up_after_secs),
+        warn_after: Duration::from_secs(o.warn_after_secs),
+        concurrency: o.concurrency,
+        timeout: Duration::from_secs(o.timeout_secs),
+    }
+}
+
 pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
     let tls = load_tls(&config)?;
     std::fs::create_dir_all(&config.server.data_dir).map_err(|e| {
@@ -156,18 +201,22 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
         )
     })?;
     let directory = Directory::new(store.clone(), config.directory.clone());
+    let resolver = smtp::resolver(&config.dns.nameservers)
+        .map_err(|e| format!("cannot set up DNS (section [dns]): {e}"))?;
     let spf = smtp::Spf::new(
         config.server.hostname.clone(),
-        &config.dns.nameservers,
+        resolver.clone(),
         config.spf.clone(),
-    )
-    .map_err(|e| format!("cannot set up SPF: {e}"))?;
+    );
+    let deliverer = deliverer(&config, &store, &directory).await?;
+    let outbound = Outbound::new(deliverer.clone(), resolver, outbound_config(&config))
+        .map_err(|e| format!("cannot set up outbound delivery: {e}"))?;
     let services = Services {
         hostname: config.server.hostname.clone(),
         max_message_size: config.limits.max_message_size,
         smtp_command_timeout: Duration::from_secs(config.limits.smtp_command_timeout_secs),
         directory: directory.clone(),
-        deliverer: Deliverer::new(store.clone(), directory.clone()),
+        deliverer: deliverer.clone(),
         allow_plaintext_auth: config.tls.allow_plaintext_auth,
         store: store.clone(),
         auth: Authenticator::new(directory.clone(), config.auth.clone()),
@@ -207,8 +256,13 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
     let ctx = AdminContext {
         store: store.clone(),
         directory,
+        queue_wake: Some(deliverer.queue_wake()),
     };
     tasks.spawn(mgmt::serve(mgmt_listener, ctx, shutdown_rx.clone()));
+    let mut queue_shutdown = shutdown_rx.clone();
+    tasks.spawn(outbound.run(async move {
+        let _ = queue_shutdown.wait_for(|stop| *stop).await;
+    }));
 
     notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(

@@ -22,7 +22,7 @@ use directory::auth::Authenticator;
 use tracing::Instrument;
 
 pub use proto::reply::Reply;
-pub use spf::{Spf, SpfAction, SpfPolicy};
+pub use spf::{Spf, SpfAction, SpfPolicy, resolver};
 
 /// Which listener a session runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -87,41 +87,44 @@ pub struct Spf {
     policy: SpfPolicy,
 }
 
+/// A resolver for `nameservers` (UDP, and TCP for truncated answers), or
+/// the system's resolvers (`/etc/resolv.conf`) when the list is empty. SPF
+/// and the outbound queue's MX lookups share it.
+pub fn resolver(nameservers: &[SocketAddr]) -> Result<MessageAuthenticator, String> {
+    let (config, mut opts) = if nameservers.is_empty() {
+        read_system_conf().map_err(|e| format!("system resolver configuration: {e}"))?
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|addr| {
+                let mut server = NameServerConfig::udp_and_tcp(addr.ip());
+                for connection in &mut server.connections {
+                    connection.port = addr.port();
+                }
+                server
+            })
+            .collect();
+        (
+            ResolverConfig::from_name_servers(servers),
+            ResolverOpts::default(),
+        )
+    };
+    opts.timeout = QUERY_TIMEOUT;
+    opts.attempts = 2;
+    MessageAuthenticator::new(config, opts).map_err(|e| format!("DNS resolver: {e}"))
+}
+
 impl Spf {
-    /// Queries `nameservers` (UDP, and TCP for truncated answers), or the
-    /// system's resolvers (`/etc/resolv.conf`) when the list is empty.
     pub fn new(
         hostname: impl Into<String>,
-        nameservers: &[SocketAddr],
+        resolver: MessageAuthenticator,
         policy: SpfPolicy,
-    ) -> Result<Spf, String> {
-        let (config, mut opts) = if nameservers.is_empty() {
-            read_system_conf().map_err(|e| format!("system resolver configuration: {e}"))?
-        } else {
-            let servers = nameservers
-                .iter()
-                .map(|addr| {
-                    let mut server = NameServerConfig::udp_and_tcp(addr.ip());
-                    for connection in &mut server.connections {
-                        connection.port = addr.port();
-                    }
-                    server
-                })
-                .collect();
-            (
-                ResolverConfig::from_name_servers(servers),
-                ResolverOpts::default(),
-            )
-        };
-        opts.timeout = QUERY_TIMEOUT;
-        opts.attempts = 2;
-        let resolver = MessageAuthenticator::new(config, opts)
-            .map_err(|e| format!("DNS resolver for SPF: {e}"))?;
-        Ok(Spf {
+    ) -> Spf {
+        Spf {
             resolver,
             hostname: hostname.into(),
             policy,
-        })
+        }
     }
 }
 

@@ -559,14 +559,18 @@ async fn auth_plain_login_and_sender_ownership() {
     c.ok("MAIL FROM:<INFO@example.org>").await;
     c.ok("RSET").await;
     c.ok("MAIL FROM:<Anna@Example.org>").await;
-    // Authenticated relay is allowed, but deferred until outbound exists.
-    let text = c.expect("RCPT TO:<friend@remote.example>", 451).await;
-    assert_eq!(text, "4.3.0 outbound delivery is not available yet");
-    c.expect("RCPT TO:<friend@[192.0.2.1]>", 451).await;
+    // Authenticated relay goes to the outbound queue, one entry per domain.
+    c.expect("RCPT TO:<friend@remote.example>", 250).await;
+    c.expect("RCPT TO:<friend@[192.0.2.1]>", 250).await;
     c.ok("RCPT TO:<bob@example.org>").await;
     c.expect("DATA", 354).await;
     c.send(b"Subject: from anna\r\n\r\nhi\r\n.\r\n").await;
     assert_eq!(c.reply().await.0, 250);
+    let queue = h.store.queue().await.unwrap();
+    let mut domains: Vec<&str> = queue.iter().map(|(_, e)| e.domain.as_str()).collect();
+    domains.sort();
+    assert_eq!(domains, ["[192.0.2.1]", "remote.example"]);
+    assert!(queue.iter().all(|(_, e)| e.sender == "Anna@Example.org"));
     let bob = h
         .directory
         .account("bob@example.org")

@@ -218,6 +218,46 @@ impl StagedBlob {
     pub(crate) fn chunks(&self) -> u32 {
         self.flushed + u32::from(!self.tail.is_empty())
     }
+
+    /// One chunk of the message before it is committed.
+    pub async fn chunk(&self, index: u32) -> Result<Vec<u8>, StoreError> {
+        if index >= self.flushed {
+            return Ok(if index == self.flushed {
+                self.tail.clone()
+            } else {
+                Vec::new()
+            });
+        }
+        let (db, id) = (self.db.clone(), self.id);
+        tokio::task::spawn_blocking(move || {
+            db.get_cf(handle(&db, keys::CF_BLOB)?, keys::blob_chunk(id, index))?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("staged blob {id} chunk {index} missing"))
+                })
+        })
+        .await
+        .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
+    /// The start of the message, at most one chunk: its header section for
+    /// the pipeline's loop and mailing-list checks.
+    pub async fn head(&self) -> Result<Vec<u8>, StoreError> {
+        self.chunk(0).await
+    }
+
+    /// A new staged copy with `prefix` (header lines) in front, e.g. a
+    /// per-recipient `Delivered-To:`.
+    pub async fn copy_with_prefix(
+        &self,
+        mut writer: BlobWriter,
+        prefix: &[u8],
+    ) -> Result<StagedBlob, StoreError> {
+        writer.write(prefix).await?;
+        for index in 0..self.chunks() {
+            writer.write(&self.chunk(index).await?).await?;
+        }
+        Ok(writer.finish())
+    }
 }
 
 impl Drop for StagedBlob {

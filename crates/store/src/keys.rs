@@ -21,8 +21,10 @@ pub const CF_BLOB: &str = "blob";
 pub const CF_BLOBMETA: &str = "blobmeta";
 /// `account mailbox modseq uid` → empty: expunges, for QRESYNC's VANISHED.
 pub const CF_CHANGES: &str = "changes";
+/// `queue id` → [`crate::queue::QueuedMessage`]: mail waiting to leave.
+pub const CF_QUEUE: &str = "queue";
 
-pub const ALL_CFS: [&str; 8] = [
+pub const ALL_CFS: [&str; 9] = [
     CF_META,
     CF_DIR,
     CF_ACCOUNT,
@@ -31,10 +33,12 @@ pub const ALL_CFS: [&str; 8] = [
     CF_BLOB,
     CF_BLOBMETA,
     CF_CHANGES,
+    CF_QUEUE,
 ];
 
 pub const META_SCHEMA: &[u8] = b"schema_version";
 pub const META_NEXT_ACCOUNT: &[u8] = b"next_account_id";
+pub const META_NEXT_QUEUE: &[u8] = b"next_queue_id";
 pub const META_LAST_UIDVALIDITY: &[u8] = b"last_uidvalidity";
 /// Blobs whose chunks were written before their delivery committed; removed at startup.
 pub const META_PENDING_BLOB: &[u8] = b"pending_blob/";

@@ -74,7 +74,7 @@ fn load_blob(txn: &Txn<'_>, blob: BlobId) -> Result<BlobRecord, StoreError> {
 }
 
 /// Changes a blob's reference count; frees its chunks and summary at zero.
-fn adjust_refs(txn: &mut Txn<'_>, blob: BlobId, delta: i64) -> Result<(), StoreError> {
+pub(crate) fn adjust_refs(txn: &mut Txn<'_>, blob: BlobId, delta: i64) -> Result<(), StoreError> {
     let mut rec = load_blob(txn, blob)?;
     let refs = i64::from(rec.refs) + delta;
     if refs <= 0 {
@@ -160,14 +160,17 @@ fn remove_message(
     )
 }
 
-fn deliver(
+/// Stores the blob for `targets` plus `extra_refs` holders (outbound queue
+/// entries the caller writes in the same batch).
+pub(crate) fn deliver(
     txn: &mut Txn<'_>,
     blob: &StagedBlob,
     targets: &[Target],
+    extra_refs: u32,
     internal_date: i64,
 ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
     let mut results = Vec::with_capacity(targets.len());
-    let mut refs = 0u32;
+    let mut refs = extra_refs;
     for t in targets {
         let mut acct = match mailbox::load_account(txn, t.account) {
             Ok(acct) => acct,
@@ -542,7 +545,7 @@ impl Store {
             // From here the commit owns the chunks; if it fails, the pending marker
             // makes the next start remove them.
             blob.committed = true;
-            deliver(txn, &blob, &targets, internal_date)
+            deliver(txn, &blob, &targets, 0, internal_date)
         })
         .await
     }

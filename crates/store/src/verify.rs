@@ -15,6 +15,8 @@ pub struct VerifyReport {
     pub mailboxes: u64,
     pub messages: u64,
     pub blobs: u64,
+    /// Outbound queue entries.
+    pub queued: u64,
     /// Messages being received right now (chunks written, delivery not committed).
     pub pending_uploads: u64,
     /// One line per broken invariant; empty when the store is consistent.
@@ -58,6 +60,12 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
         f.1 += u32::from(!rec.flags.seen());
         f.2 += rec.size;
         f.3 = f.3.max(uid);
+        *refs.entry(rec.blob).or_default() += 1;
+        Ok(())
+    })?;
+    each(db, &snap, keys::CF_QUEUE, |_, v| {
+        let rec: crate::QueuedMessage = decode("queue", v)?;
+        report.queued += 1;
         *refs.entry(rec.blob).or_default() += 1;
         Ok(())
     })?;

@@ -10,9 +10,10 @@ use super::io::DataRead;
 use super::{Flow, Io, Session, now_unix};
 use crate::ListenerKind;
 use crate::proto::data::DataDecoder;
-use crate::proto::received::{Trace, protocol, rfc5322_date};
+use crate::proto::received::{Trace, protocol};
 use crate::proto::reply::Reply;
 use crate::proto::submission::HeaderScan;
+use directory::rfc5322_date;
 
 /// Why a received message is not delivered.
 enum Refusal {
@@ -213,7 +214,7 @@ impl Session<'_> {
         let mut first_failure = None;
         for (rcpt, outcome) in envelope.recipients.iter().zip(&outcomes) {
             match outcome {
-                Outcome::Delivered(_) => delivered += 1,
+                Outcome::Delivered { .. } => delivered += 1,
                 Outcome::Failed(failure) => {
                     // After one 250 for the whole message there is no way
                     // to report it to the client; the log must.

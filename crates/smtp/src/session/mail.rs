@@ -1,6 +1,6 @@
 //! MAIL and RCPT: who may send, and the relay policy.
 
-use delivery::{Failure, RecipientPlan};
+use delivery::{Failure, RecipientPlan, Route};
 use directory::auth::AuthedAccount;
 use directory::{DirectoryError, Resolution};
 use tracing::{debug, info, warn};
@@ -13,13 +13,6 @@ use crate::{ListenerKind, SenderInfo, SenderVerdict};
 
 fn relay_denied() -> Reply {
     Reply::new(550, "5.7.1", "relay not permitted")
-}
-
-/// Mail that would have to leave this server. Until the outbound queue
-/// exists the delivery pipeline defers it (delivery's `NoOutbound` stage);
-/// saying so at RCPT time means nothing is accepted and then lost.
-fn no_outbound() -> Reply {
-    Reply::new(451, "4.3.0", "outbound delivery is not available yet")
 }
 
 fn temporary() -> Reply {
@@ -153,14 +146,20 @@ impl Session<'_> {
         let authenticated = self.auth.is_some();
         // An address literal is never one of our domains.
         let reply = if matches!(mailbox.domain, Domain::Literal(_)) {
-            Err(if authenticated {
-                no_outbound()
+            if authenticated {
+                Ok(RecipientPlan {
+                    address: address.clone(),
+                    route: Route::Outbound,
+                    remote: vec![address.clone()],
+                    ..Default::default()
+                })
             } else {
-                relay_denied()
-            })
+                Err(relay_denied())
+            }
         } else {
-            let size = tx.declared_size;
-            self.check_recipient(&address, authenticated, size).await
+            let (sender, size) = (tx.sender.clone(), tx.declared_size);
+            self.check_recipient(&sender, &address, authenticated, size)
+                .await
         };
         match reply {
             Ok(plan) => {
@@ -179,16 +178,23 @@ impl Session<'_> {
     }
 
     /// The relay decision: local recipients from anyone, everything else
-    /// only from authenticated users (and then deferred, see
-    /// [`no_outbound`]). The directory sees the final mailbox exactly as
-    /// parsed, so `%`, `!` and quoted `@` never reroute anything.
+    /// only from authenticated users, through the outbound queue. The
+    /// directory sees the final mailbox exactly as parsed, so `%`, `!` and
+    /// quoted `@` never reroute anything. A blocked sender is refused here,
+    /// never accepted and dropped.
     async fn check_recipient(
         &self,
+        sender: &str,
         address: &str,
         authenticated: bool,
         size: u64,
     ) -> Result<RecipientPlan, Reply> {
-        let plan = match self.server.deliverer.check_recipient(address).await {
+        let plan = match self
+            .server
+            .deliverer
+            .check_recipient(sender, address, authenticated)
+            .await
+        {
             Ok(plan) => plan,
             Err(e) => {
                 warn!(error = %e, rcpt = %address, "recipient lookup failed");
@@ -196,17 +202,15 @@ impl Session<'_> {
             }
         };
         match plan.failure {
-            Some(Failure::NotLocal) if authenticated => Err(no_outbound()),
             Some(Failure::NotLocal) => Err(relay_denied()),
             Some(failure) => {
                 let (code, status, text) = failure.smtp_reply();
                 Err(Reply::new(code, status, text))
             }
-            None if !plan.remote.is_empty() => Err(no_outbound()),
             None => {
                 // A full mailbox is answered now rather than after DATA: every
                 // account this address reaches must lack room (issue #3, item 8).
-                let mut any_room = plan.local.is_empty();
+                let mut any_room = plan.local.is_empty() || !plan.remote.is_empty();
                 for &account in &plan.local {
                     match self.server.deliverer.has_room(account, size).await {
                         Ok(true) => any_room = true,

@@ -1,0 +1,404 @@
+//! The outbound queue runner: delivers the store's queued messages to other
+//! servers over SMTP, retries with exponential backoff, and ends each entry
+//! with a delivery, a bounce (RFC 3464) to its sender, or both. Entries live
+//! in the store, so the queue resumes after a restart; an entry is settled in
+//! the same batch as the bounce that reports on it.
+
+mod client;
+pub mod dkim;
+pub mod route;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use delivery::Deliverer;
+use delivery::dsn::{Action, Dsn, DsnRecipient};
+use delivery::headers::Head;
+use directory::{Directory, now_unix};
+use mail_auth::MessageAuthenticator;
+use store::{QueueId, QueuedMessage, QueuedRecipient, Settle, Store};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
+use tracing::{Instrument, info, warn};
+
+pub use client::RcptResult;
+use client::Transaction;
+use route::{RouteError, Router};
+
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// EHLO name and `Reporting-MTA`.
+    pub hostname: String,
+    /// Send everything to this `host:port` instead of the MX hosts.
+    pub smarthost: Option<String>,
+    /// SMTP port at MX hosts (25).
+    pub port: u16,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub give_up_after: Duration,
+    pub warn_after: Duration,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Connect, and each command's reply.
+    pub timeout: Duration,
+}
+
+impl OutboundConfig {
+    pub fn new(hostname: impl Into<String>) -> OutboundConfig {
+        OutboundConfig {
+            hostname: hostname.into(),
+            smarthost: None,
+            port: 25,
+            retry_initial: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(5 * 86_400),
+            warn_after: Duration::from_secs(4 * 3600),
+            concurrency: 16,
+            timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// Seconds until the next attempt after `attempts` failed ones.
+    fn backoff(&self, attempts: u32) -> i64 {
+        let initial = self.retry_initial.as_secs().max(1);
+        let delay = initial.saturating_mul(1u64 << attempts.min(30));
+        delay.min(self.retry_max.as_secs().max(initial)) as i64
+    }
+}
+
+/// Runs the queue; cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    directory: Directory,
+    deliverer: Deliverer,
+    resolver: MessageAuthenticator,
+    tls: TlsConnector,
+    config: OutboundConfig,
+    /// Entries being delivered right now.
+    busy: Mutex<HashSet<QueueId>>,
+}
+
+impl Outbound {
+    pub fn new(
+        deliverer: Deliverer,
+        resolver: MessageAuthenticator,
+        config: OutboundConfig,
+    ) -> Result<Outbound, String> {
+        let tls = mail_send::smtp::tls::build_tls_connector(true)?;
+        Ok(Outbound {
+            inner: Arc::new(Inner {
+                store: deliverer.store().clone(),
+                directory: deliverer.directory().clone(),
+                deliverer,
+                resolver,
+                tls,
+                config,
+                busy: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// The scheduler: starts every due entry (up to the concurrency limit),
+    /// then sleeps until the next one is due, new mail is queued or a
+    /// delivery ends. Returns when `shutdown` resolves, after letting
+    /// deliveries in flight finish for a few seconds.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let wake = self.inner.deliverer.queue_wake();
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let next = match self.start_due(&mut tasks).await {
+                Ok(next) => next,
+                Err(e) => {
+                    warn!(error = %e, "outbound queue unreadable; retrying in 10 s");
+                    Some(now_unix() + 10)
+                }
+            };
+            let sleep = next.map_or(Duration::from_secs(3600), |t| {
+                Duration::from_secs((t - now_unix()).clamp(1, 3600) as u64)
+            });
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
+            info!("outbound deliveries cut short by shutdown; they are retried after restart");
+        }
+    }
+
+    /// Starts due entries; returns when the next waiting one is due.
+    async fn start_due(&self, tasks: &mut JoinSet<()>) -> Result<Option<i64>, store::StoreError> {
+        let now = now_unix();
+        let mut next: Option<i64> = None;
+        for (id, entry) in self.inner.store.queue().await? {
+            if self.is_busy(id) {
+                continue;
+            }
+            if entry.next_attempt > now {
+                next = Some(next.map_or(entry.next_attempt, |n| n.min(entry.next_attempt)));
+                continue;
+            }
+            if tasks.len() >= self.inner.config.concurrency {
+                // A finishing delivery wakes the loop.
+                continue;
+            }
+            self.set_busy(id, true);
+            let this = self.clone();
+            let span = tracing::info_span!("outbound", queue_id = id, domain = %entry.domain);
+            tasks.spawn(
+                async move {
+                    this.attempt(id, entry).await;
+                    this.set_busy(id, false);
+                }
+                .instrument(span),
+            );
+        }
+        Ok(next)
+    }
+
+    fn is_busy(&self, id: QueueId) -> bool {
+        self.inner.busy.lock().is_ok_and(|b| b.contains(&id))
+    }
+
+    fn set_busy(&self, id: QueueId, busy: bool) {
+        if let Ok(mut b) = self.inner.busy.lock() {
+            if busy {
+                b.insert(id);
+            } else {
+                b.remove(&id);
+            }
+        }
+    }
+
+    async fn message(&self, entry: &QueuedMessage) -> Result<Vec<u8>, store::StoreError> {
+        let mut reader = self.inner.store.open_blob(entry.blob).await?;
+        let mut body = Vec::with_capacity(entry.size as usize + entry.prepend.len());
+        body.extend_from_slice(entry.prepend.as_bytes());
+        while let Some(chunk) = reader.next_chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        // Mail from one of our domains leaves signed.
+        let head = Head::parse(&body);
+        if let Some(domain) = head.get("from").and_then(dkim::from_domain)
+            && let Ok(Some(key)) = self.inner.directory.dkim_key(&domain).await
+        {
+            match dkim::sign(&key, &domain, &body) {
+                Ok(signature) => {
+                    let mut signed = signature.into_bytes();
+                    signed.extend_from_slice(&body);
+                    return Ok(signed);
+                }
+                Err(e) => warn!(%domain, error = %e, "DKIM signing failed; sending unsigned"),
+            }
+        }
+        Ok(body)
+    }
+
+    /// One delivery attempt of one entry, then its settlement.
+    async fn attempt(&self, id: QueueId, entry: QueuedMessage) {
+        let message = match self.message(&entry).await {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "queued message unreadable");
+                let results = vec![RcptResult::Temporary(e.to_string()); entry.recipients.len()];
+                self.settle(id, entry, &results, None, b"").await;
+                return;
+            }
+        };
+        let (results, mta) = self.send(&entry, &message).await;
+        self.settle(id, entry, &results, mta.as_deref(), &message)
+            .await;
+    }
+
+    /// Tries each host in turn until one takes the transaction.
+    async fn send(
+        &self,
+        entry: &QueuedMessage,
+        message: &[u8],
+    ) -> (Vec<RcptResult>, Option<String>) {
+        let config = &self.inner.config;
+        let all = |r: RcptResult| vec![r; entry.recipients.len()];
+        let router = Router {
+            resolver: &self.inner.resolver,
+            port: config.port,
+        };
+        let hops = match (&config.smarthost, &entry.relay) {
+            (Some(host), _) | (None, Some(host)) => router.fixed(host).await,
+            (None, None) => router.mx(&entry.domain).await,
+        };
+        let hops = match hops {
+            Ok(hops) => hops,
+            Err(RouteError::Temporary(e)) => return (all(RcptResult::Temporary(e)), None),
+            Err(RouteError::Permanent(e)) => {
+                let r = RcptResult::Permanent {
+                    status: "5.1.2".into(),
+                    reply: e,
+                };
+                return (all(r), None);
+            }
+        };
+        let recipients: Vec<String> = entry.recipients.iter().map(|r| r.address.clone()).collect();
+        let transaction = Transaction {
+            helo: &config.hostname,
+            sender: &entry.sender,
+            recipients: &recipients,
+            message,
+            timeout: config.timeout,
+        };
+        let mut last = String::from("no host tried");
+        for hop in &hops {
+            for &addr in &hop.addrs {
+                match transaction.run(addr, &hop.name, &self.inner.tls).await {
+                    Ok(results) => return (results, Some(hop.name.clone())),
+                    Err(e) => {
+                        info!(host = %hop.name, %addr, error = %e.0, "host unreachable");
+                        last = e.0;
+                    }
+                }
+            }
+        }
+        (all(RcptResult::Temporary(last)), None)
+    }
+
+    /// Removes delivered and failed recipients, schedules the rest, and
+    /// bounces or warns the sender, in one commit.
+    async fn settle(
+        &self,
+        id: QueueId,
+        entry: QueuedMessage,
+        results: &[RcptResult],
+        mta: Option<&str>,
+        message: &[u8],
+    ) {
+        let config = &self.inner.config;
+        let now = now_unix();
+        let expired = now - entry.created >= config.give_up_after.as_secs() as i64;
+        let mut remaining: Vec<QueuedRecipient> = Vec::new();
+        let mut failed = Vec::new();
+        let mut last_error = String::new();
+        for (rcpt, result) in entry.recipients.iter().zip(results) {
+            let dsn = |status: &str, diagnostic: String| DsnRecipient {
+                address: rcpt.address.clone(),
+                original: rcpt.original.clone(),
+                status: status.to_string(),
+                diagnostic,
+                remote_mta: mta.map(str::to_string),
+            };
+            match result {
+                RcptResult::Delivered => {
+                    info!(to = %rcpt.address, host = mta.unwrap_or(""), "delivered");
+                }
+                RcptResult::Permanent { status, reply } => {
+                    info!(to = %rcpt.address, %reply, "bounced");
+                    failed.push(dsn(status, reply.clone()));
+                }
+                RcptResult::Temporary(why) if expired => {
+                    info!(to = %rcpt.address, %why, "gave up");
+                    failed.push(dsn(
+                        "4.4.7",
+                        format!("delivery time expired; last error: {why}"),
+                    ));
+                }
+                RcptResult::Temporary(why) => {
+                    info!(to = %rcpt.address, %why, attempt = entry.attempts + 1, "deferred");
+                    last_error = why.clone();
+                    remaining.push(rcpt.clone());
+                }
+            }
+        }
+        let warn_now = !remaining.is_empty()
+            && !entry.warned
+            && now - entry.created >= config.warn_after.as_secs() as i64;
+        let delayed: Vec<DsnRecipient> = if warn_now {
+            remaining
+                .iter()
+                .map(|r| DsnRecipient {
+                    address: r.address.clone(),
+                    original: r.original.clone(),
+                    status: "4.4.7".into(),
+                    diagnostic: last_error.clone(),
+                    remote_mta: mta.map(str::to_string),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let settle = if remaining.is_empty() {
+            Settle::Remove(id)
+        } else {
+            let attempts = entry.attempts + 1;
+            Settle::Replace(
+                id,
+                QueuedMessage {
+                    recipients: remaining,
+                    attempts,
+                    next_attempt: now + config.backoff(entry.attempts),
+                    last_error,
+                    warned: entry.warned || warn_now,
+                    ..entry.clone()
+                },
+            )
+        };
+        let head = delivery::dsn::header_section(message, 64 * 1024);
+        let mut settle = Some(settle);
+        for (action, recipients) in [(Action::Failed, &failed), (Action::Delayed, &delayed)] {
+            if recipients.is_empty() || entry.notify.is_empty() {
+                continue;
+            }
+            let report = Dsn {
+                action,
+                hostname: &config.hostname,
+                to: &entry.notify,
+                recipients,
+                arrival: entry.created,
+                now,
+                original_head: head,
+                id: &self.inner.deliverer.new_id(),
+            }
+            .to_bytes();
+            let settles = settle.take().into_iter().collect();
+            if let Err(e) = self
+                .inner
+                .deliverer
+                .send_generated(&entry.notify, &report, settles)
+                .await
+            {
+                warn!(error = %e, "bounce not stored; the entry is retried");
+                return;
+            }
+        }
+        if let Some(settle) = settle
+            && let Err(e) = self.inner.store.settle_queue(vec![settle]).await
+        {
+            warn!(error = %e, "queue entry not updated; it is retried");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let c = OutboundConfig::new("h");
+        assert_eq!(c.backoff(0), 60);
+        assert_eq!(c.backoff(1), 120);
+        assert_eq!(c.backoff(5), 1920);
+        assert_eq!(c.backoff(6), 3600);
+        assert_eq!(c.backoff(100), 3600);
+    }
+}
