@@ -3,9 +3,24 @@ brute force, an IMAP client that never reads its FETCH responses, and a full
 disk. Each test measures what it asserts and prints the figures (run with
 `-s` to see them).
 
-The CI sizes are small; the hand runs documented in README use the
-environment variables below, e.g.
-`POSTHORN_SLOWLORIS=2000 POSTHORN_SLOWLORIS_SECS=60 pytest -s tests/test_abuse.py -k slowloris`.
+The CI sizes are small (400 slowloris connections for 10 s); bigger runs by
+hand use the environment variables below. Measured 2026-11-23 on the 2-core
+dev machine (debug build):
+
+    POSTHORN_SLOWLORIS=2000 POSTHORN_SLOWLORIS_SECS=60 \
+        python3 -m pytest -s tests/test_abuse.py -k slowloris
+
+2,000 connections (50 source addresses x 40) opened in 0.2 s, all 2,000 still
+held after 60 s; a normal client (SMTP send on 25, then IMAPS login and
+FETCH) took 9 ms before, median 37 ms and at most 118 ms over 111 runs
+during; daemon RSS 50.6 MB -> 66.0 MB peak (7.7 KiB per connection).
+Brute force: 1,000 LOGINs in 0.9 s from one address, 10 passwords checked
+(argon2, the first 0.7 s), 990 refused unchecked: 10 guesses per 300 s
+window, 0.033 guesses/s. Unread FETCH: the socket took ~120,000 pipelined
+`FETCH 1:4 BODY[]` (16 MB each) before backing up; RSS +16 MB. Full disk:
+15 x 1 MB more accepted into RocksDB's preallocated WAL, then 451 4.3.0 on
+SMTP and `NO [UNAVAILABLE]` on IMAP APPEND; after a restart every
+acknowledged message is there once and `verify` is clean.
 """
 
 import imaplib
