@@ -300,6 +300,22 @@ def test_brute_force_is_throttled_and_logged(server):
     )
     assert counts == {"checked": 10, "throttled": BRUTE_FORCE_TRIES - 10, "other": 0}, counts
 
+    # Switching protocol gets the attacker nothing: the count is per address.
+    import poplib
+
+    p = poplib.POP3_SSL(
+        "127.0.0.1", server.ports["pop3s"], context=tls_context(server), timeout=20
+    )
+    p.user(USER)
+    with pytest.raises(poplib.error_proto, match="Too many failed logins"):
+        p.pass_("another guess")
+    p.close()
+    with smtplib.SMTP("127.0.0.1", server.ports["submission"], timeout=20) as smtp:
+        smtp.starttls(context=tls_context(server))
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            smtp.login(USER, "yet another guess")
+        assert refused.value.smtp_code == 454, refused.value
+
     # The account is not locked for its owner elsewhere (the per-IP limit
     # stopped the attacker before the per-account one, 20, was reached).
     c = Imaps(server, source="127.0.0.2")
@@ -312,6 +328,11 @@ def test_brute_force_is_throttled_and_logged(server):
     assert reasons.count("bad-password") == 10, reasons[:20]
     assert reasons.count("throttled-ip") == BRUTE_FORCE_TRIES - 10 + 1
     # The fail2ban regex from crates/directory/src/auth/mod.rs matches them.
+    for protocol in ("pop3", "smtp"):
+        assert (
+            f"auth failed: user=anna@example.org ip=127.0.0.1 protocol={protocol} "
+            "reason=throttled-ip" in log
+        ), protocol
     fail2ban = re.compile(r"auth failed: user=\S* ip=(\S+) ")
     assert {m.group(1) for m in fail2ban.finditer(log)} == {"127.0.0.1"}
 
