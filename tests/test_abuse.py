@@ -25,6 +25,7 @@ acknowledged message is there once and `verify` is clean.
 
 import imaplib
 import os
+import poplib
 import re
 import smtplib
 import socket
@@ -301,8 +302,6 @@ def test_brute_force_is_throttled_and_logged(server):
     assert counts == {"checked": 10, "throttled": BRUTE_FORCE_TRIES - 10, "other": 0}, counts
 
     # Switching protocol gets the attacker nothing: the count is per address.
-    import poplib
-
     p = poplib.POP3_SSL(
         "127.0.0.1", server.ports["pop3s"], context=tls_context(server), timeout=20
     )
