@@ -1,12 +1,17 @@
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::{Stream, TlsHandle};
 
-/// Read buffer per connection; lines are collected separately, bounded by
-/// the caller's `max`.
+/// Read buffer per connection while data flows; lines are collected
+/// separately, bounded by the caller's `max`. It exists only while there are
+/// unread bytes or a read is being attempted: a connection waiting for its
+/// peer (IMAP IDLE, a pause between commands) holds no buffer at all.
 const BUF_SIZE: usize = 8 * 1024;
 
 /// Result of [`LineReader::read_line`].
@@ -24,9 +29,15 @@ pub enum Line {
 /// Buffered, 8-bit clean reader for line-based protocols, with write access
 /// to the same stream. Every read and write waits at most the idle timeout
 /// and then fails with `io::ErrorKind::TimedOut`.
+///
+/// The read buffer is allocated when a read is attempted and released as
+/// soon as the stream has nothing to give (the read is pending) while no
+/// received bytes are left, so an idle connection costs no buffer memory.
 pub struct LineReader<S> {
     inner: S,
-    buf: Box<[u8]>,
+    /// `buf[start..end]` is received and not yet returned; empty, without
+    /// capacity, while waiting for the peer.
+    buf: Vec<u8>,
     start: usize,
     end: usize,
     idle_timeout: Duration,
@@ -40,7 +51,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineReader<S> {
     pub fn new(inner: S, idle_timeout: Duration) -> Self {
         LineReader {
             inner,
-            buf: vec![0; BUF_SIZE].into_boxed_slice(),
+            buf: Vec::new(),
             start: 0,
             end: 0,
             idle_timeout,
@@ -75,19 +86,55 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineReader<S> {
     /// Drops buffered input, e.g. commands pipelined after STARTTLS
     /// (CVE-2011-0411).
     pub fn discard_buffered(&mut self) {
+        self.release();
+    }
+
+    /// Whether a read buffer is allocated now (for tests of idle memory).
+    pub fn holds_buffer(&self) -> bool {
+        self.buf.capacity() > 0
+    }
+
+    fn release(&mut self) {
         self.start = 0;
         self.end = 0;
+        self.buf = Vec::new();
     }
 
     /// Refills the empty buffer; returns 0 at EOF.
     async fn fill(&mut self) -> io::Result<usize> {
         self.start = 0;
         self.end = 0;
-        let n = tokio::time::timeout(self.idle_timeout, self.inner.read(&mut self.buf))
+        let timeout = self.idle_timeout;
+        tokio::time::timeout(timeout, poll_fn(|cx| self.poll_fill(cx)))
             .await
-            .map_err(|_| timed_out())??;
-        self.end = n;
-        Ok(n)
+            .map_err(|_| timed_out())?
+    }
+
+    /// One read attempt into a fresh buffer, which is dropped again if the
+    /// stream has nothing yet: the buffer never outlives a pending read.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.len() < BUF_SIZE {
+            self.buf = vec![0; BUF_SIZE];
+        }
+        let mut rb = ReadBuf::new(&mut self.buf);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                self.end = n;
+                if n == 0 {
+                    self.release();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => {
+                self.release();
+                Poll::Ready(Err(e))
+            }
+            Poll::Pending => {
+                self.release();
+                Poll::Pending
+            }
+        }
     }
 
     /// Reads one line terminated by LF (optionally preceded by CR). Lines
@@ -188,7 +235,55 @@ impl LineReader<Stream> {
             Stream::Plain(tcp) => tcp,
             Stream::Tls(_) => return Err(io::Error::other("TLS is already active")),
         };
-        self.inner = Stream::Tls(Box::new(tls.accept(tcp).await?));
+        // Boxed: the handshake state would otherwise enlarge the future of
+        // every session that can call this, for the session's whole life.
+        self.inner = Stream::Tls(Box::new(Box::pin(tls.accept(tcp)).await?));
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection holds no read buffer: it is released while the
+    /// read waits, and what was received stays readable across that.
+    #[tokio::test]
+    async fn waiting_reader_holds_no_buffer() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut r = LineReader::new(server, Duration::from_secs(10));
+        assert!(!r.holds_buffer());
+        client.write_all(b"a1 NOOP\r\na2 ID").await.unwrap();
+        let first = r.read_line(100).await.unwrap();
+        assert_eq!(
+            first,
+            Line::Complete {
+                data: b"a1 NOOP".to_vec(),
+                crlf: true
+            }
+        );
+        // "a2 ID" is buffered; the rest of its line has not arrived.
+        assert!(r.holds_buffer());
+        let second = tokio::spawn(async move {
+            let line = r.read_line(100).await.unwrap();
+            (line, r)
+        });
+        tokio::task::yield_now().await;
+        client.write_all(b" NIL\r\n").await.unwrap();
+        let (line, mut r) = second.await.unwrap();
+        assert_eq!(
+            line,
+            Line::Complete {
+                data: b"a2 ID NIL".to_vec(),
+                crlf: true
+            }
+        );
+        // Waiting for the next line: the buffer goes away.
+        let pending = tokio::time::timeout(Duration::from_millis(20), r.read_line(100)).await;
+        assert!(pending.is_err());
+        assert!(!r.holds_buffer());
+        client.write_all(b"a3 LOGOUT\r\n").await.unwrap();
+        let third = r.read_line(100).await.unwrap();
+        assert!(matches!(third, Line::Complete { data, .. } if data == b"a3 LOGOUT"));
     }
 }

@@ -334,7 +334,10 @@ pub async fn serve(
                         debug!(%local, "connected");
                         let stream = match handshake {
                             None => Stream::Plain(tcp),
-                            Some(t) => match t.accept(tcp).await {
+                            // Boxed: the handshake's state is large and would
+                            // otherwise stay in every connection task for its
+                            // whole life, idle IMAP sessions included.
+                            Some(t) => match Box::pin(t.accept(tcp)).await {
                                 Ok(s) => Stream::Tls(Box::new(s)),
                                 Err(e) => {
                                     info!(error = %e, "TLS handshake failed");

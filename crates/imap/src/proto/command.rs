@@ -77,6 +77,9 @@ pub enum Command {
     Search {
         uid: bool,
         key: SearchKey,
+        /// `RETURN (...)` (RFC 4731 §3.1): answer with ESEARCH; `None`
+        /// for a plain RFC 3501 SEARCH.
+        ret: Option<SearchReturn>,
     },
     Idle,
     /// GETQUOTAROOT (RFC 9208 §4.3.2).
@@ -87,6 +90,24 @@ pub enum Command {
     /// Extension names, uppercase (RFC 5161).
     Enable(Vec<String>),
     Id,
+}
+
+/// ESEARCH result options (RFC 4731 §3.1). `RETURN ()` means ALL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchReturn {
+    pub min: bool,
+    pub max: bool,
+    pub count: bool,
+    pub all: bool,
+}
+
+impl SearchReturn {
+    pub const ALL: SearchReturn = SearchReturn {
+        min: false,
+        max: false,
+        count: false,
+        all: true,
+    };
 }
 
 /// What a client knew of a mailbox when it last synchronized.
@@ -250,24 +271,22 @@ pub fn parse_append_head(input: &[u8]) -> Option<AppendHead> {
     p.sp().ok()?;
     let mailbox = p.mailbox().ok()?;
     p.sp().ok()?;
-    let mut flags = Flags::default();
-    if p.peek() == Some(b'(') {
-        flags = p.flag_list().ok()?;
-        p.sp().ok()?;
-    }
-    let mut date = None;
-    if p.peek() == Some(b'"') {
-        let s = p.quoted().ok()?;
-        date = Some(parse_date_time(&s)?);
-        p.sp().ok()?;
-    }
-    p.end().ok()?;
+    let (flags, date) = p.append_options()?;
     Some(AppendHead {
         tag,
         mailbox,
         flags,
         date,
     })
+}
+
+/// What follows a message literal of APPEND when another message comes
+/// (MULTIAPPEND, RFC 3502 §6.3.11): ` [flags SP] [date-time SP]`, up to
+/// the next literal. `(flags, date)`; `None` unless it is exactly that.
+pub fn parse_append_next(input: &[u8]) -> Option<(Flags, Option<i64>)> {
+    let mut p = Parser::new(input);
+    p.sp().ok()?;
+    p.append_options()
 }
 
 /// A `{n}` or `{n+}` at the end of a line: `(n, non_synchronizing)`. `n` is
@@ -522,6 +541,24 @@ impl<'a> Parser<'a> {
     fn flag_list(&mut self) -> R<Flags> {
         self.expect(b'(')?;
         self.flags_until_close(Flags::default())
+    }
+
+    /// `[flag-list SP] [date-time SP]` up to the end of the input, as
+    /// before an APPEND message literal.
+    fn append_options(&mut self) -> Option<(Flags, Option<i64>)> {
+        let mut flags = Flags::default();
+        if self.peek() == Some(b'(') {
+            flags = self.flag_list().ok()?;
+            self.sp().ok()?;
+        }
+        let mut date = None;
+        if self.peek() == Some(b'"') {
+            let s = self.quoted().ok()?;
+            date = Some(parse_date_time(&s)?);
+            self.sp().ok()?;
+        }
+        self.end().ok()?;
+        Some((flags, date))
     }
 
     fn seq_set(&mut self) -> R<SeqSet> {
@@ -1087,7 +1124,33 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// `RETURN (opt ...)` before the search program (RFC 4731 §3.1).
+    fn search_return(&mut self) -> R<Option<SearchReturn>> {
+        let save = self.pos;
+        if !self.atom().is_ok_and(|a| a.eq_ignore_ascii_case("RETURN")) {
+            self.pos = save;
+            return Ok(None);
+        }
+        self.sp()?;
+        let mut ret = SearchReturn::default();
+        for opt in self.atom_list()? {
+            match opt.as_str() {
+                "MIN" => ret.min = true,
+                "MAX" => ret.max = true,
+                "COUNT" => ret.count = true,
+                "ALL" => ret.all = true,
+                other => return Err(format!("unsupported search return option {other}")),
+            }
+        }
+        self.sp()?;
+        if ret == SearchReturn::default() {
+            return Ok(Some(SearchReturn::ALL));
+        }
+        Ok(Some(ret))
+    }
+
     fn search(&mut self, uid: bool) -> R<Command> {
+        let ret = self.search_return()?;
         let save = self.pos;
         if self.atom()?.eq_ignore_ascii_case("CHARSET") {
             self.sp()?;
@@ -1112,7 +1175,7 @@ impl<'a> Parser<'a> {
         } else {
             SearchKey::And(keys)
         };
-        Ok(Command::Search { uid, key })
+        Ok(Command::Search { uid, key, ret })
     }
 
     fn search_key(&mut self) -> R<SearchKey> {
@@ -1488,5 +1551,60 @@ mod tests {
         // The literal here is the mailbox name, not the message.
         assert!(parse_append_head(b"A3 APPEND ").is_none());
         assert!(parse_append_head(b"A3 APPEND INBOX \"bad date\" ").is_none());
+    }
+
+    #[test]
+    fn multiappend_continuation() {
+        // RFC 3502: after a message literal, the next message's options.
+        let (flags, date) =
+            parse_append_next(b" (\\Seen $Work) \"17-Jul-1996 02:44:25 -0700\" ").unwrap();
+        assert_eq!(flags.system, Flags::SEEN);
+        assert_eq!(flags.keywords, vec!["$Work".to_string()]);
+        assert!(date.is_some());
+        assert_eq!(parse_append_next(b" "), Some((Flags::default(), None)));
+        for bad in [
+            &b""[..],
+            b"  ",
+            b" (\\Seen)",
+            b" (\\Seen ",
+            b" \"x\" ",
+            b" junk ",
+        ] {
+            assert!(parse_append_next(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn search_return_options() {
+        // RFC 4731 §3.1; RETURN () means ALL.
+        let ret = |s: &str| match cmd(s) {
+            Command::Search { ret, .. } => ret,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ret("a SEARCH ALL"), None);
+        assert_eq!(ret("a SEARCH RETURN () ALL"), Some(SearchReturn::ALL));
+        assert_eq!(
+            ret("a UID SEARCH RETURN (MIN MAX count) CHARSET UTF-8 UNSEEN"),
+            Some(SearchReturn {
+                min: true,
+                max: true,
+                count: true,
+                all: false
+            })
+        );
+        let Command::Search { uid, key, .. } = cmd("a UID SEARCH RETURN (ALL) 1:5 SEEN") else {
+            panic!()
+        };
+        assert!(uid);
+        assert!(matches!(key, SearchKey::And(ref k) if k.len() == 2));
+        for bad in [
+            "a SEARCH RETURN (FOO) ALL",
+            "a SEARCH RETURN (MIN ALL",
+            "a SEARCH RETURN MIN ALL",
+            "a SEARCH RETURN (MIN)",
+            "a SEARCH RETURN",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }

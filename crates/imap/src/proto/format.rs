@@ -5,7 +5,7 @@
 use store::Flags;
 use summary::{Address, Envelope, Part, PartKind};
 
-use super::command::{Section, SectionText};
+use super::command::{SearchReturn, Section, SectionText};
 
 /// `1:3,5` for COPYUID (RFC 4315 §3) and VANISHED, in the given order.
 pub fn uid_set(uids: impl Iterator<Item = u32>) -> String {
@@ -32,6 +32,43 @@ pub fn uid_set(uids: impl Iterator<Item = u32>) -> String {
         flush(r, &mut out);
     }
     out.join(",")
+}
+
+/// The ESEARCH response (RFC 4731 §3.1) for `hits`, ascending message
+/// numbers or UIDs; `modseq` is the highest of the hits' modseqs when the
+/// search used MODSEQ (RFC 7162 §3.1.5). With no hits only COUNT is given.
+pub fn esearch(
+    tag: &str,
+    uid: bool,
+    ret: SearchReturn,
+    hits: &[u32],
+    modseq: Option<u64>,
+) -> String {
+    let mut out = String::from("* ESEARCH (TAG ");
+    let mut quoted = Vec::new();
+    string(&mut quoted, tag.as_bytes());
+    out.push_str(&String::from_utf8_lossy(&quoted));
+    out.push(')');
+    if uid {
+        out.push_str(" UID");
+    }
+    if let (true, Some(min)) = (ret.min, hits.first()) {
+        out.push_str(&format!(" MIN {min}"));
+    }
+    if let (true, Some(max)) = (ret.max, hits.last()) {
+        out.push_str(&format!(" MAX {max}"));
+    }
+    if ret.count {
+        out.push_str(&format!(" COUNT {}", hits.len()));
+    }
+    if ret.all && !hits.is_empty() {
+        out.push_str(&format!(" ALL {}", uid_set(hits.iter().copied())));
+    }
+    if let (Some(m), false) = (modseq, hits.is_empty()) {
+        out.push_str(&format!(" MODSEQ {m}"));
+    }
+    out.push_str("\r\n");
+    out
 }
 
 /// Appends `s` as a quoted string when it can be one, else as a literal
@@ -491,5 +528,28 @@ mod tests {
         f.system = 0;
         f.keywords.clear();
         assert_eq!(flags(&f), "");
+    }
+
+    #[test]
+    fn esearch_responses() {
+        let all = SearchReturn {
+            min: true,
+            max: true,
+            count: true,
+            all: true,
+        };
+        assert_eq!(
+            esearch("a1", false, all, &[2, 3, 4, 9], None),
+            "* ESEARCH (TAG \"a1\") MIN 2 MAX 9 COUNT 4 ALL 2:4,9\r\n"
+        );
+        // RFC 4731 §3.1: no MIN, MAX or ALL when nothing matched.
+        assert_eq!(
+            esearch("a2", true, all, &[], Some(5)),
+            "* ESEARCH (TAG \"a2\") UID COUNT 0\r\n"
+        );
+        assert_eq!(
+            esearch("a3", true, SearchReturn::ALL, &[7], Some(12)),
+            "* ESEARCH (TAG \"a3\") UID ALL 7 MODSEQ 12\r\n"
+        );
     }
 }

@@ -11,7 +11,7 @@ pub mod utf7;
 mod fuzz;
 
 pub use command::{
-    AppendHead, Command, FetchAtt, ListCommand, ParseError, SearchKey, Section, SectionText,
-    StatusItem, literal_suffix, parse, parse_append_head, tag_of,
+    AppendHead, Command, FetchAtt, ListCommand, ParseError, SearchKey, SearchReturn, Section,
+    SectionText, StatusItem, literal_suffix, parse, parse_append_head, parse_append_next, tag_of,
 };
 pub use seqset::SeqSet;

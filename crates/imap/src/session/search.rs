@@ -7,8 +7,8 @@ use std::io;
 use store::{BlobId, MessageRecord};
 
 use super::Session;
-use crate::proto::SearchKey;
 use crate::proto::date::{day_of, parse_header_date};
+use crate::proto::{SearchKey, SearchReturn, format};
 
 /// Header bytes read per message for header keys.
 const MAX_HEADER: u64 = 256 * 1024;
@@ -192,7 +192,16 @@ impl Session {
         Ok(found)
     }
 
-    pub(super) async fn search(&mut self, uid: bool, key: &SearchKey) -> io::Result<String> {
+    /// SEARCH; with `RETURN (...)` (RFC 4731) or once IMAP4rev2 is enabled
+    /// (RFC 9051 §6.4.4, which has no `* SEARCH` response) the result is an
+    /// ESEARCH response.
+    pub(super) async fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        key: &SearchKey,
+        ret: Option<SearchReturn>,
+    ) -> io::Result<String> {
         let Some(sel) = self.selected.as_ref() else {
             return Ok("BAD No mailbox selected".into());
         };
@@ -245,17 +254,24 @@ impl Session {
                 highest = highest.max(rec.modseq);
             }
         }
-        let mut out = String::from("* SEARCH");
-        for h in &hits {
-            out.push_str(&format!(" {h}"));
-        }
         if wants.modseq {
             self.condstore = true;
-            if !hits.is_empty() {
-                out.push_str(&format!(" (MODSEQ {highest})"));
-            }
         }
-        out.push_str("\r\n");
+        let ret = ret.or(self.rev2.then_some(SearchReturn::ALL));
+        let out = match ret {
+            Some(ret) => format::esearch(tag, uid, ret, &hits, wants.modseq.then_some(highest)),
+            None => {
+                let mut out = String::from("* SEARCH");
+                for h in &hits {
+                    out.push_str(&format!(" {h}"));
+                }
+                if wants.modseq && !hits.is_empty() {
+                    out.push_str(&format!(" (MODSEQ {highest})"));
+                }
+                out.push_str("\r\n");
+                out
+            }
+        };
         self.io.write_all(out.as_bytes()).await?;
         Ok(format!(
             "OK {}SEARCH completed",
