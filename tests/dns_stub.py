@@ -5,10 +5,11 @@ import socket
 import struct
 import threading
 
-# name -> TXT strings; SERVFAIL and SILENT are the failure modes.
+# name -> TXT strings, or {"TXT": [...], "MX": [(preference, host)], "A": [ip]};
+# SERVFAIL and SILENT are the failure modes.
 SERVFAIL = "servfail"
 SILENT = "silent"
-TYPE_TXT, CLASS_IN = 16, 1
+TYPE_A, TYPE_MX, TYPE_TXT, CLASS_IN = 1, 15, 16, 1
 NOERROR, SERVFAIL_RCODE, NXDOMAIN = 0, 2, 3
 
 
@@ -45,17 +46,31 @@ def answer(zone, packet):
         rcode = SERVFAIL_RCODE
     elif records is not None:
         rcode = NOERROR
+        if isinstance(records, list):
+            records = {"TXT": records}
         if qtype == TYPE_TXT:
-            answers = records
+            answers = [txt_rdata(t) for t in records.get("TXT", [])]
+        elif qtype == TYPE_MX:
+            answers = [struct.pack("!H", p) + encode_name(h) for p, h in records.get("MX", [])]
+        elif qtype == TYPE_A:
+            answers = [socket.inet_aton(ip) for ip in records.get("A", [])]
     # QR, the query's opcode and RD, AA, RA.
     out_flags = 0x8000 | (flags & 0x7900) | 0x0400 | 0x0080 | rcode
     out = struct.pack("!HHHHHH", qid, out_flags, 1, len(answers), 0, 0) + packet[12:end]
-    for txt in answers:
-        data = txt.encode()
-        rdata = bytes([len(data)]) + data
+    for rdata in answers:
         # A pointer to the name in the question, TTL 0 so nothing is cached.
-        out += struct.pack("!HHHIH", 0xC00C, TYPE_TXT, CLASS_IN, 0, len(rdata)) + rdata
+        out += struct.pack("!HHHIH", 0xC00C, qtype, CLASS_IN, 0, len(rdata)) + rdata
     return out
+
+
+def txt_rdata(text):
+    """TXT character-strings of at most 255 bytes each (long DKIM keys)."""
+    data = text.encode()
+    return b"".join(bytes([len(data[i : i + 255])]) + data[i : i + 255] for i in range(0, len(data), 255))
+
+
+def encode_name(name):
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.rstrip(".").split(".")) + b"\0"
 
 
 class DnsServer:

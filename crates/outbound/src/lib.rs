@@ -342,14 +342,14 @@ impl Outbound {
             let attempts = entry.attempts + 1;
             Settle::Replace(
                 id,
-                QueuedMessage {
+                Box::new(QueuedMessage {
                     recipients: remaining,
                     attempts,
                     next_attempt: now + config.backoff(entry.attempts),
                     last_error,
                     warned: entry.warned || warn_now,
                     ..entry.clone()
-                },
+                }),
             )
         };
         let head = delivery::dsn::header_section(message, 64 * 1024);

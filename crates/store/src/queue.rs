@@ -54,7 +54,7 @@ pub struct QueuedRecipient {
 #[derive(Clone, Debug)]
 pub enum Settle {
     Remove(QueueId),
-    Replace(QueueId, QueuedMessage),
+    Replace(QueueId, Box<QueuedMessage>),
     /// Due at this time (`queue flush`), whatever else changed meanwhile.
     DueAt(QueueId, i64),
 }
@@ -243,7 +243,7 @@ mod tests {
         store
             .settle_queue(vec![
                 Settle::Remove(ids[0]),
-                Settle::Replace(ids[1], changed),
+                Settle::Replace(ids[1], Box::new(changed)),
             ])
             .await
             .unwrap();
