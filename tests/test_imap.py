@@ -90,7 +90,17 @@ def test_starttls_logindisabled_then_login(imap):
 def test_imaps_login_by_short_id_and_capabilities(imap):
     c = connect(imap, imap.login_id)
     caps = c.capability()[1][0].decode().split()
-    for cap in ["IMAP4rev1", "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "LITERAL+", "NAMESPACE"]:
+    for cap in [
+        "IMAP4rev1",
+        "IDLE",
+        "UIDPLUS",
+        "MOVE",
+        "SPECIAL-USE",
+        "LITERAL+",
+        "NAMESPACE",
+        "ESEARCH",
+        "MULTIAPPEND",
+    ]:
         assert cap in caps
     assert "AUTH=PLAIN" not in caps
     c.logout()
@@ -640,3 +650,116 @@ def test_views_stay_consistent_under_concurrent_changes(imap):
         assert count == len(truth), (step, count, truth)
     a.logout()
     b.logout()
+
+
+def command(s, f, tag, line):
+    """Sends one raw command line; returns (untagged lines, tagged line)."""
+    s.sendall(f"{tag} {line}\r\n".encode())
+    return read_until_tagged(f, tag)
+
+
+def read_until_tagged(f, tag):
+    untagged = []
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        if line.startswith(tag.encode() + b" "):
+            return untagged, line
+        untagged.append(line)
+
+
+def raw_login(server):
+    s, f = raw_session(server)
+    _, ok = command(s, f, "l", f'LOGIN "{USER}" "{PASSWORD}"')
+    assert ok.startswith(b"l OK"), ok
+    return s, f
+
+
+def test_esearch_return_options(imap):
+    c = connect(imap)
+    uids = [append(c, "INBOX", msg(f"es {i}")) for i in range(5)]
+    c.logout()
+    s, f = raw_login(imap)
+    command(s, f, "a", "SELECT INBOX")
+    _, ok = command(s, f, "b", "STORE 2,4 +FLAGS.SILENT (\\Seen)")
+    assert ok.startswith(b"b OK")
+    lines, ok = command(s, f, "c", "SEARCH RETURN (MIN MAX COUNT ALL) UNSEEN")
+    assert ok.startswith(b"c OK"), ok
+    assert lines == [b'* ESEARCH (TAG "c") MIN 1 MAX 5 COUNT 3 ALL 1,3,5\r\n'], lines
+    lines, _ = command(s, f, "d", "UID SEARCH RETURN (COUNT MIN) SEEN")
+    assert lines == [f'* ESEARCH (TAG "d") UID MIN {uids[1]} COUNT 2\r\n'.encode()], lines
+    # RETURN () means ALL; with nothing found only COUNT is reported.
+    lines, _ = command(s, f, "e", "UID SEARCH RETURN () ALL")
+    assert lines == [f'* ESEARCH (TAG "e") UID ALL {uids[0]}:{uids[4]}\r\n'.encode()], lines
+    lines, _ = command(s, f, "f", "SEARCH RETURN (MIN MAX COUNT ALL) DELETED")
+    assert lines == [b'* ESEARCH (TAG "f") COUNT 0\r\n'], lines
+    # Without RETURN, IMAP4rev1 clients still get the classic response.
+    lines, _ = command(s, f, "g", "SEARCH SEEN")
+    assert lines == [b"* SEARCH 2 4\r\n"], lines
+    _, bad = command(s, f, "h", "SEARCH RETURN (SOMETHING) ALL")
+    assert bad.startswith(b"h BAD"), bad
+    s.close()
+
+
+def message_count(server, mailbox="INBOX"):
+    c = connect(server)
+    typ, data = c.status(mailbox, "(MESSAGES)")
+    assert typ == "OK", data
+    c.logout()
+    return int(re.search(rb"MESSAGES (\d+)", data[0]).group(1))
+
+
+def test_multiappend_adds_all(imap):
+    s, f = raw_login(imap)
+    m1, m2, m3 = msg("multi 1"), msg("multi 2"), msg("multi 3")
+    # LITERAL+ for the first two, a synchronizing literal for the third.
+    s.sendall(
+        f"a APPEND Drafts (\\Draft) {{{len(m1)}+}}\r\n".encode()
+        + m1
+        + f' (\\Seen $Work) "17-Jul-1996 02:44:25 -0700" {{{len(m2)}+}}\r\n'.encode()
+        + m2
+        + f" {{{len(m3)}}}\r\n".encode()
+    )
+    assert f.readline().startswith(b"+ ")
+    s.sendall(m3 + b"\r\n")
+    _, ok = read_until_tagged(f, "a")
+    m = re.match(rb"a OK \[APPENDUID (\d+) (\d+):(\d+)\]", ok)
+    assert m and int(m.group(3)) - int(m.group(2)) == 2, ok
+    command(s, f, "b", "EXAMINE Drafts")
+    lines, _ = command(s, f, "c", "FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    text = b"".join(lines)
+    assert text.count(b"FETCH") == 3, text
+    assert b"multi 1" in text and b"multi 2" in text and b"multi 3" in text
+    assert b"FLAGS (\\Draft)" in text and b"FLAGS (\\Seen $Work)" in text, text
+    assert b"17-Jul-1996 09:44:25 +0000" in text, text
+    s.close()
+
+
+def test_multiappend_is_all_or_nothing(imap):
+    imap.cli("account", "add", "tiny@example.org", "--password", PASSWORD, "--quota", "2MB")
+    big = msg("big", ("z" * 998 + "\r\n") * 900)  # 900 KB: two fit, three do not
+    s, f = raw_session(imap)
+    _, ok = command(s, f, "l", f'LOGIN "tiny@example.org" "{PASSWORD}"')
+    assert ok.startswith(b"l OK")
+    lit = f"{{{len(big)}+}}\r\n".encode()
+    s.sendall(b"a APPEND INBOX " + lit + big + b" " + lit + big + b" " + lit + big + b"\r\n")
+    _, no = read_until_tagged(f, "a")
+    assert no.startswith(b"a NO [OVERQUOTA]"), no
+    # An empty second message spoils the whole command too.
+    one = msg("fine")
+    s.sendall(f"b APPEND INBOX {{{len(one)}+}}\r\n".encode() + one + b" {0+}\r\n\r\n")
+    _, no = read_until_tagged(f, "b")
+    assert no.startswith(b"b NO"), no
+    # A later message over the size limit is refused before its literal.
+    s.sendall(f"c APPEND INBOX {{{len(one)}+}}\r\n".encode() + one + b" {99999999999}\r\n")
+    _, no = read_until_tagged(f, "c")
+    assert no.startswith(b"c NO [TOOBIG]"), no
+    lines, _ = command(s, f, "d", "STATUS INBOX (MESSAGES)")
+    assert b"MESSAGES 0" in lines[0], lines
+    # Two of them fit.
+    s.sendall(b"e APPEND INBOX " + lit + big + b" " + lit + big + b"\r\n")
+    _, ok = read_until_tagged(f, "e")
+    assert ok.startswith(b"e OK [APPENDUID"), ok
+    lines, _ = command(s, f, "f", "STATUS INBOX (MESSAGES)")
+    assert b"MESSAGES 2" in lines[0], lines
+    s.close()

@@ -9,8 +9,7 @@ use tracing::{info, warn};
 use super::{AUTH_TIMEOUT, Flow, MAX_LINE, Session, User};
 
 /// Capabilities always advertised, with where they are specified. Not (yet)
-/// advertised because not implemented: LIST-STATUS (RFC 5819), IMAP4rev2 (RFC 9051), UTF8=ACCEPT (RFC 6855),
-/// MULTIAPPEND (RFC 3502).
+/// advertised because not implemented: LIST-STATUS (RFC 5819), IMAP4rev2 (RFC 9051), UTF8=ACCEPT (RFC 6855).
 const CAPABILITIES: &[(&str, &str)] = &[
     ("IMAP4rev1", "RFC 3501"),
     ("LITERAL+", "RFC 7888"),
@@ -28,6 +27,8 @@ const CAPABILITIES: &[(&str, &str)] = &[
     ("CONDSTORE", "RFC 7162"),
     ("QRESYNC", "RFC 7162 §3.2"),
     ("QUOTA=RES-STORAGE", "RFC 9208 §5.1"),
+    ("ESEARCH", "RFC 4731"),
+    ("MULTIAPPEND", "RFC 3502"),
 ];
 
 /// The CAPABILITY list for a connection's state.
