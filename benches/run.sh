@@ -48,6 +48,7 @@ fi
 ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d /var/tmp/posthorn-bench.XXXXXX)
+chmod 755 "$WORK" # Postfix and Dovecot run as their own users below it.
 DAEMON_PID=
 DNS_PID=
 cleanup() {
@@ -63,6 +64,18 @@ bench() {
     "$BIN/posthorn-bench" ${JSON_OUT:+--save "$JSON_OUT"} "$@"
 }
 
+# Waits until messages acknowledged over SMTP are in their mailboxes (posthorn:
+# at once; Postfix: once its queue is empty).
+DRAIN=(true)
+drain() {
+    [ "${DRAIN[0]}" = true ] && return
+    local t0 t1
+    t0=$(date +%s.%N)
+    "${DRAIN[@]}"
+    t1=$(date +%s.%N)
+    awk "BEGIN { printf \"queue drained %.1f s after the last 250\\n\", $t1 - $t0 }"
+}
+
 # Every scenario against one server.
 #   scenarios LABEL SMTP_PORT IMAP_PORT POP3_PORT PROCESS_ARGS...
 scenarios() {
@@ -76,10 +89,13 @@ scenarios() {
     echo "filling $ACCOUNTS mailboxes with $FILL messages each ($SIZES)"
     "$BIN/posthorn-bench" smtp --port "$smtp" --to "$USER_TEMPLATE" --accounts "$ACCOUNTS" \
         --sessions "$SMTP_SESSIONS" --messages $((ACCOUNTS * FILL)) --sizes "$SIZES" >/dev/null
+    drain
     bench --label "$label" smtp --port "$smtp" --to "$USER_TEMPLATE" --accounts "$ACCOUNTS" \
         --sessions "$SMTP_SESSIONS" --duration "$SECS" --sizes "$SIZES" "${process[@]}"
+    drain
     bench --label "$label" smtp --port "$smtp" --to "$USER_TEMPLATE" --accounts "$ACCOUNTS" \
         --sessions "$SMTP_SESSIONS" --duration "$SECS" --sizes 10KiB "${process[@]}"
+    drain
     bench --label "$label" imap --port "$imap" "${login[@]}" --sessions "$ACCOUNTS" --duration "$SECS"
     bench --label "$label" pop3 --port "$pop3" "${login[@]}" --sessions "$ACCOUNTS" --duration "$SECS"
 }
@@ -146,7 +162,9 @@ DAEMON_PID=
 
 if [ "$COMPARE" = 1 ]; then
     PD_BASE=$((PORT_BASE + 1000))
-    "$ROOT/benches/postfix-dovecot.sh" start "$WORK/pd" "$PD_BASE" "$DOMAIN" "$PASSWORD" "$ACCOUNTS"
+    BENCH=$BIN/posthorn-bench "$ROOT/benches/postfix-dovecot.sh" start "$WORK/pd" "$PD_BASE" \
+        "$DOMAIN" "$PASSWORD" "$ACCOUNTS"
+    DRAIN=("$ROOT/benches/postfix-dovecot.sh" drain "$WORK/pd")
     scenarios postfix+dovecot $((PD_BASE + 25)) $((PD_BASE + 143)) $((PD_BASE + 110)) \
         --process master --process smtpd --process cleanup --process qmgr \
         --process trivial-rewrite --process lmtp --process dovecot --process imap \

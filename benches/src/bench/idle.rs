@@ -49,6 +49,11 @@ pub struct IdleArgs {
     /// Seconds to wait after the last session idles before reading memory.
     #[arg(long, default_value_t = 1.0)]
     pub settle: f64,
+    /// Skip logging in to every account once before the first memory reading.
+    /// The warm-up keeps the server's first password checks (and whatever its
+    /// allocator keeps of them) out of the per-session figure.
+    #[arg(long)]
+    pub no_warm_up: bool,
     /// Seconds to wait for every client's push of one message.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
@@ -196,6 +201,15 @@ impl Drop for Idlers {
 pub async fn run(args: IdleArgs) -> Result<Report> {
     let imap = args.server.target()?;
     let smtp = Target::new(&args.server.host, args.smtp_port, false)?;
+    if !args.no_warm_up {
+        for n in 0..args.credentials.accounts.clamp(1, args.sessions.max(1)) {
+            let mut client = ImapClient::connect(&imap).await?;
+            client
+                .login(&args.credentials.user(n), &args.credentials.password)
+                .await?;
+            client.logout().await?;
+        }
+    }
     let before = args.process.resident_kib();
     let start = Instant::now();
     let mut idlers = Idlers::open(&args, &imap).await;

@@ -57,6 +57,9 @@ enum Scenario {
     Idle(idle::IdleArgs),
     /// POP3: RETR throughput.
     Pop3(pop3::Pop3Args),
+    /// Prints an argon2id PHC hash of PASSWORD with posthorn's parameters, to
+    /// give another server under test the same cost per password check.
+    HashPassword { password: String },
 }
 
 /// Where the server listens.
@@ -154,6 +157,13 @@ async fn main() {
         Scenario::Imap(args) => imap::run(args).await,
         Scenario::Idle(args) => idle::run(args).await.map(|r| vec![r]),
         Scenario::Pop3(args) => pop3::run(args).await.map(|r| vec![r]),
+        Scenario::HashPassword { password } => match hash_password(&password) {
+            Ok(phc) => {
+                println!("{phc}");
+                return;
+            }
+            Err(e) => Err(conn::Error::Setup(e)),
+        },
     };
     let reports = match reports {
         Ok(reports) => reports,
@@ -176,6 +186,21 @@ async fn main() {
             }
         }
     }
+}
+
+/// argon2id with the argon2 crate's default parameters, as posthorn's directory
+/// hashes passwords (m = 19 MiB, t = 2, p = 1).
+fn hash_password(password: &str) -> std::result::Result<String, String> {
+    use argon2::PasswordHasher;
+    use argon2::password_hash::SaltString;
+    use rand::RngCore;
+    let mut salt = [0_u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
