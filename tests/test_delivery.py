@@ -387,3 +387,37 @@ def test_unauthenticated_relay_still_refused(mail):
         s.ehlo()
         s.mail("x@origin.example")
         assert s.rcpt("victim@remote.example") == (550, b"5.7.1 relay not permitted")
+
+
+def test_over_quota_after_data_is_552_and_nothing_stored(mail):
+    mail.cli("account", "add", "small@example.org", "--password", PASSWORD, "--quota", "2KB")
+    with smtplib.SMTP("127.0.0.1", mail.ports["smtp"], timeout=10) as s:
+        s.ehlo()
+        s.mail("x@origin.example")  # no SIZE: RCPT cannot know
+        assert s.rcpt("small@example.org")[0] == 250
+        code, text = s.data(msg("big", to="small@example.org", extra="X-Pad: " + "x" * 3000 + "\r\n"))
+        assert (code, text) == (552, b"5.2.2 Mailbox full")
+    assert inbox(mail, ANNA) == []
+
+
+def test_delay_warning_then_bounce_after_giving_up(server):
+    closed = Sink()  # never started: connections are refused
+    configure(server, closed.port, "warn_after_secs = 1\ngive_up_after_secs = 4\n")
+    server.start()
+    setup_domain(server)
+    submit(server, ["ext@remote.example"], msg("stuck", sender=ANNA, to="ext@remote.example"))
+    try:
+        (warning,) = wait_inbox(server, ANNA, 1, timeout=10)
+        assert warning["Subject"] == "Delayed Mail (still being retried)"
+        assert "Action: delayed" in str(warning.get_payload()[1])
+        assert len(queue(server)) == 1, "still queued after the warning"
+        msgs = wait_inbox(server, ANNA, 2, timeout=15)
+        bounce = msgs[1]
+        assert bounce["Subject"] == "Undelivered Mail Returned to Sender"
+        report = str(bounce.get_payload()[1])
+        assert "Action: failed" in report and "Status: 4.4.7" in report
+        assert queue(server) == []
+        time.sleep(1.5)
+        assert len(inbox(server, ANNA)) == 2, "one warning, one bounce"
+    finally:
+        server.stop()

@@ -48,7 +48,90 @@ pub fn from_domain(from: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Borrow;
+    use std::collections::HashMap;
+    use std::hash::Hash;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use mail_auth::common::parse::TxtRecordParser;
+    use mail_auth::common::verify::DomainKey;
+    use mail_auth::dkim::generate::DkimKeyPair;
+    use mail_auth::hickory_resolver::config::{ResolverConfig, ResolverOpts};
+    use mail_auth::{
+        AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt,
+    };
+
     use super::*;
+
+    /// The DNS answer for the test's selector, without a DNS server.
+    #[derive(Default)]
+    struct Records(Mutex<HashMap<Box<str>, Txt>>);
+
+    impl ResolverCache<Box<str>, Txt> for Records {
+        fn get<Q>(&self, name: &Q) -> Option<Txt>
+        where
+            Box<str>: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.0.lock().ok()?.get(name).cloned()
+        }
+        fn remove<Q>(&self, name: &Q) -> Option<Txt>
+        where
+            Box<str>: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.0.lock().ok()?.remove(name)
+        }
+        fn insert(&self, key: Box<str>, value: Txt, _: Instant) {
+            if let Ok(mut m) = self.0.lock() {
+                m.insert(key, value);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn signatures_verify_with_mail_auth() {
+        let pair = DkimKeyPair::generate_rsa(1024).unwrap();
+        let key = DkimKey {
+            selector: "posthorn".into(),
+            public_key: pair.encoded_public_key(),
+            private_key: pair.private_key().to_vec(),
+        };
+        let message = b"From: Anna <anna@example.org>\r\nTo: bob@remote.example\r\nSubject: hi\r\n\r\nHello.\r\n";
+        let signature = sign(&key, "example.org", message).unwrap();
+        let signed = [signature.as_bytes(), message].concat();
+
+        let (name, value) = key.dns_record("example.org");
+        let records = Records::default();
+        records.insert(
+            format!("{name}.").into_boxed_str(),
+            Txt::DomainKey(Arc::new(DomainKey::parse(value.as_bytes()).unwrap())),
+            Instant::now(),
+        );
+        let resolver =
+            MessageAuthenticator::new(ResolverConfig::default(), ResolverOpts::default()).unwrap();
+        let verify = |bytes: Vec<u8>| {
+            let records = &records;
+            let resolver = &resolver;
+            async move {
+                let parsed = AuthenticatedMessage::parse(&bytes).unwrap();
+                let out = resolver
+                    .verify_dkim(Parameters::new(&parsed).with_txt_cache(records))
+                    .await;
+                out.iter().map(|o| o.result().clone()).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(verify(signed.clone()).await, [DkimResult::Pass]);
+        let tampered = String::from_utf8(signed)
+            .unwrap()
+            .replace("Hello.", "Hallo.");
+        let result = verify(tampered.into_bytes()).await;
+        assert!(
+            matches!(result[..], [DkimResult::Fail(_) | DkimResult::Neutral(_)]),
+            "{result:?}"
+        );
+    }
 
     #[test]
     fn from_domains() {
