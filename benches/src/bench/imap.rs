@@ -304,7 +304,7 @@ impl MixSession {
         let body = client.command(&format!("FETCH {n} BODY[]")).await?;
         rec.record_bytes(FETCH_BODY, start.elapsed(), body.literal_bytes);
 
-        let sign = if round % 2 == 0 { '+' } else { '-' };
+        let sign = if round.is_multiple_of(2) { '+' } else { '-' };
         let command = format!("STORE {n} {sign}FLAGS (\\Flagged)");
         timed(rec, STORE, client.command(&command)).await?;
         let command = format!("SEARCH {}", self.search);

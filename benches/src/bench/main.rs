@@ -179,11 +179,11 @@ async fn main() {
         } else {
             print!("{}", report.table());
         }
-        if let Some(path) = &cli.save {
-            if let Err(e) = append_line(path, &report.json()) {
-                eprintln!("posthorn-bench: {}: {e}", path.display());
-                std::process::exit(1);
-            }
+        if let Some(path) = &cli.save
+            && let Err(e) = append_line(path, &report.json())
+        {
+            eprintln!("posthorn-bench: {}: {e}", path.display());
+            std::process::exit(1);
         }
     }
 }
