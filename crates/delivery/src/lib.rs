@@ -475,6 +475,13 @@ impl Deliverer {
         order.push(direct.into_iter().collect());
 
         let committed = self.store.commit(deliveries, settles, now).await?;
+        metrics::counter!("posthorn_messages_delivered_total", "kind" => "local").increment(
+            committed
+                .iter()
+                .flat_map(|d| &d.appended)
+                .filter(|a| a.is_ok())
+                .count() as u64,
+        );
         let mut stored: BTreeMap<AccountId, Result<Appended, StoreError>> = BTreeMap::new();
         for (accounts, delivered) in order.iter().zip(&committed) {
             for (&id, result) in accounts.iter().zip(&delivered.appended) {

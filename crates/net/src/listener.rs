@@ -320,6 +320,7 @@ pub async fn serve(
                     }
                 };
                 tune_socket(&tcp);
+                metrics::counter!("posthorn_connections_total", "listener" => name.clone()).increment(1);
                 let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
                 let span = info_span!("conn", conn = id, peer = %peer, listener = %name, user = tracing::field::Empty);
                 let local = tcp.local_addr().unwrap_or(local_addr);

@@ -300,6 +300,8 @@ impl Outbound {
             match result {
                 RcptResult::Delivered => {
                     info!(to = %rcpt.address, host = mta.unwrap_or(""), "delivered");
+                    metrics::counter!("posthorn_messages_delivered_total", "kind" => "outbound")
+                        .increment(1);
                 }
                 RcptResult::Permanent { status, reply } => {
                     info!(to = %rcpt.address, %reply, "bounced");
@@ -319,6 +321,7 @@ impl Outbound {
                 }
             }
         }
+        metrics::counter!("posthorn_messages_bounced_total").increment(failed.len() as u64);
         let warn_now = !remaining.is_empty()
             && !entry.warned
             && now - entry.created >= config.warn_after.as_secs() as i64;

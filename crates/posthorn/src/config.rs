@@ -27,6 +27,12 @@ pub struct Config {
     pub auth: directory::auth::AuthPolicy,
     #[serde(default)]
     pub log: Log,
+    /// `[http]`: the management API's token, the password page's rate limit.
+    #[serde(default)]
+    pub http: Http,
+    /// `[autoconfig]`: the server name and ports mail clients are told.
+    #[serde(default)]
+    pub autoconfig: Autoconfig,
     /// `[outbound]`: the queue of mail leaving this server.
     #[serde(default)]
     pub outbound: Outbound,
@@ -112,6 +118,85 @@ pub struct Listeners {
     pub imaps: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
     pub pop3s: Option<SocketAddr>,
+    /// Management API, metrics, health (plain HTTP: keep it on loopback).
+    pub http: Option<SocketAddr>,
+    /// Password page and client autoconfiguration (TLS).
+    pub https: Option<SocketAddr>,
+}
+
+/// `[http]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Bearer token of the management API; required with the http listener.
+    pub admin_token: Option<String>,
+    /// A file whose first line is the token, instead of `admin_token`.
+    pub admin_token_file: Option<PathBuf>,
+    /// Password page: attempts per client address within the window.
+    pub password_attempts: u32,
+    pub password_window_secs: u64,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            admin_token: None,
+            admin_token_file: None,
+            password_attempts: 10,
+            password_window_secs: 600,
+        }
+    }
+}
+
+/// Shortest admin token accepted.
+const MIN_TOKEN_LEN: usize = 16;
+
+impl Http {
+    /// The management API's token, read from `admin_token_file` if that is
+    /// the key given.
+    pub fn admin_token(&self) -> Result<Option<String>, String> {
+        let token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(t), None) => t.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| {
+                    format!(
+                        "key http.admin_token_file: cannot read {}: {e}",
+                        path.display()
+                    )
+                })?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err("keys http.admin_token and http.admin_token_file: set only one".into());
+            }
+        };
+        if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
+            return Err(format!(
+                "key http.admin_token: must be at least {MIN_TOKEN_LEN} characters without spaces (e.g. from `openssl rand -hex 32`)"
+            ));
+        }
+        Ok(Some(token))
+    }
+}
+
+/// `[autoconfig]`: what autoconfiguration tells mail clients. A port key
+/// left out means the port of that listener (if it is on); set one where
+/// clients reach the server through a port mapping, or 0 to not offer it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Autoconfig {
+    /// Server name clients connect to; default `server.hostname`.
+    pub hostname: Option<String>,
+    pub imaps_port: Option<u16>,
+    pub imap_port: Option<u16>,
+    pub pop3s_port: Option<u16>,
+    pub pop3_port: Option<u16>,
+    pub submissions_port: Option<u16>,
+    pub submission_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +300,25 @@ impl Config {
         if self.delivery.max_hops == 0 {
             return Err("key delivery.max_hops: must be at least 1".into());
         }
+        if self.listeners.http.is_some()
+            && self.http.admin_token.is_none()
+            && self.http.admin_token_file.is_none()
+        {
+            return Err("key http.admin_token (or http.admin_token_file): required when listener http is on; the management API refuses to run without a token".into());
+        }
+        if let Some(t) = &self.http.admin_token
+            && (t.len() < MIN_TOKEN_LEN || t.contains(char::is_whitespace))
+        {
+            return Err(format!(
+                "key http.admin_token: must be at least {MIN_TOKEN_LEN} characters without spaces"
+            ));
+        }
+        if self.http.password_attempts == 0 || self.http.password_window_secs == 0 {
+            return Err(
+                "keys http.password_attempts and http.password_window_secs: must be at least 1"
+                    .into(),
+            );
+        }
         self.directory
             .validate()
             .map_err(|e| format!("section [directory]: {e}"))?;
@@ -289,6 +393,32 @@ key = "k.pem"
         assert!(err.contains("drop"), "{err}");
         let err = Config::parse(&format!("{MINIMAL}\n[spf]\npass = \"reject\"\n")).unwrap_err();
         assert!(err.contains("pass"), "{err}");
+    }
+
+    #[test]
+
+    #[test]
+    fn http_listener_needs_a_token() {
+        let err = Config::parse(&format!(
+            "{MINIMAL}\n[listeners]\nhttp = \"127.0.0.1:8080\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("http.admin_token"), "{err}");
+        let err = Config::parse(&format!(
+            "{MINIMAL}\n[listeners]\nhttp = \"127.0.0.1:8080\"\n[http]\nadmin_token = \"short\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("at least 16"), "{err}");
+        let c = Config::parse(&format!(
+            "{MINIMAL}\n[listeners]\nhttp = \"127.0.0.1:8080\"\n[http]\nadmin_token = \"0123456789abcdef\"\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            c.http.admin_token().ok().flatten().as_deref(),
+            Some("0123456789abcdef")
+        );
+        let err = Config::parse(&format!("{MINIMAL}\n[autoconfig]\nimaps = 993\n")).unwrap_err();
+        assert!(err.contains("imaps"), "{err}");
     }
 
     #[test]

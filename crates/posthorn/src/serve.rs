@@ -16,13 +16,14 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::admin::AdminContext;
+use crate::cli::Admin;
 use crate::config::Config;
 use crate::mgmt;
 
 /// The listeners of the interface contract: config key, implicit TLS.
 fn listener_specs(config: &Config) -> Vec<ListenerSpec> {
     let l = &config.listeners;
-    let all: [(&str, Option<SocketAddr>, bool); 7] = [
+    let all: [(&str, Option<SocketAddr>, bool); 9] = [
         ("smtp", l.smtp, false),
         ("submission", l.submission, false),
         ("submissions", l.submissions, true),
@@ -30,6 +31,8 @@ fn listener_specs(config: &Config) -> Vec<ListenerSpec> {
         ("imaps", l.imaps, true),
         ("pop3", l.pop3, false),
         ("pop3s", l.pop3s, true),
+        ("http", l.http, false),
+        ("https", l.https, true),
     ];
     all.into_iter()
         .filter_map(|(name, addr, implicit_tls)| {
@@ -64,13 +67,18 @@ fn too_many_connections(listener: &str) -> &'static [u8] {
             b"421 4.7.0 Too many connections, try again later\r\n"
         }
         "imap" | "imaps" => b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+        "http" => {
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        }
         _ => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
     }
 }
 
 /// The session handler for one listener.
-fn handler_for(listener: &str, services: &Services) -> Arc<dyn Handler> {
+fn handler_for(listener: &str, services: &Services, web: &web::Web) -> Arc<dyn Handler> {
     match listener {
+        "http" => web::handler(web.http_router()),
+        "https" => web::handler(web.https_router()),
         "smtp" | "submission" | "submissions" => smtp_handler(listener, services),
         "imap" | "imaps" => imap_handler(services),
         _ => pop3_handler(services),
@@ -171,6 +179,42 @@ async fn deliverer(
     ))
 }
 
+/// The management API runs the CLI's commands as the management socket does.
+fn admin_fn(ctx: AdminContext) -> web::AdminFn {
+    Arc::new(move |json| {
+        let ctx = ctx.clone();
+        Box::pin(async move {
+            let cmd: Admin = serde_json::from_value(json)
+                .map_err(|e| web::AdminError::BadRequest(format!("not an admin command: {e}")))?;
+            crate::admin::execute(&ctx, cmd)
+                .await
+                .map_err(web::AdminError::Failed)
+        })
+    })
+}
+
+/// What autoconfiguration tells mail clients: `[autoconfig]`, else the
+/// listeners' own ports.
+fn client_ports(config: &Config) -> web::ClientPorts {
+    let (a, l) = (&config.autoconfig, &config.listeners);
+    // An explicit 0 hides the service.
+    let port = |key: Option<u16>, listener: Option<SocketAddr>| {
+        key.or(listener.map(|addr| addr.port())).filter(|&p| p != 0)
+    };
+    web::ClientPorts {
+        hostname: a
+            .hostname
+            .clone()
+            .unwrap_or_else(|| config.server.hostname.clone()),
+        imaps: port(a.imaps_port, l.imaps),
+        imap: port(a.imap_port, l.imap),
+        pop3s: port(a.pop3s_port, l.pop3s),
+        pop3: port(a.pop3_port, l.pop3),
+        submissions: port(a.submissions_port, l.submissions),
+        submission: port(a.submission_port, l.submission),
+    }
+}
+
 fn outbound_config(config: &Config) -> OutboundConfig {
     let o = &config.outbound;
     OutboundConfig {
@@ -223,6 +267,29 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
         spf: Arc::new(spf),
     };
 
+    let ctx = AdminContext {
+        store: store.clone(),
+        directory: directory.clone(),
+        queue_wake: Some(deliverer.queue_wake()),
+    };
+    let web = web::Web::new(web::WebConfig {
+        directory: directory.clone(),
+        store: store.clone(),
+        auth: services.auth.clone(),
+        admin: admin_fn(ctx.clone()),
+        admin_token: config.http.admin_token()?,
+        client: client_ports(&config),
+        password_rate: web::RateLimit {
+            attempts: config.http.password_attempts,
+            window: Duration::from_secs(config.http.password_window_secs),
+        },
+    });
+    if let Some(addr) = config.listeners.http
+        && !addr.ip().is_loopback()
+    {
+        tracing::warn!(%addr, "the http listener (management API, plain HTTP) is not on loopback");
+    }
+
     let mut bound = Vec::new();
     for spec in listener_specs(&config) {
         bound.push(net::bind(spec).await.map_err(|e| e.to_string())?);
@@ -230,17 +297,22 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
     let mgmt_listener = mgmt::bind(&config.socket_path())?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if config.listeners.http.is_some() {
+        let names: Vec<String> = bound.iter().map(|l| l.spec().name.clone()).collect();
+        let metrics = web::metrics::install(&names)?;
+        tasks.spawn(web::metrics::upkeep(metrics, shutdown_rx.clone()));
+    }
     let serve_cfg = ServeConfig {
         max_connections_per_ip: config.limits.max_connections_per_ip,
         max_connections: config.limits.max_connections,
         ..ServeConfig::default()
     };
-    let mut tasks = tokio::task::JoinSet::new();
     let mut banner = String::new();
     for listener in bound {
         let name = listener.spec().name.clone();
         banner.push_str(&format!("  {:<12} {}\n", name, listener.local_addr()));
-        let handler = handler_for(&name, &services);
+        let handler = handler_for(&name, &services, &web);
         let cfg = ServeConfig {
             on_reject: Some(too_many_connections(&name)),
             ..serve_cfg.clone()
@@ -253,11 +325,6 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
             handler,
         ));
     }
-    let ctx = AdminContext {
-        store: store.clone(),
-        directory,
-        queue_wake: Some(deliverer.queue_wake()),
-    };
     tasks.spawn(mgmt::serve(mgmt_listener, ctx, shutdown_rx.clone()));
     let mut queue_shutdown = shutdown_rx.clone();
     tasks.spawn(outbound.run(async move {

@@ -160,6 +160,7 @@ fn run(db: &DB, feed: &Feed, rx: mpsc::Receiver<Job>) {
             }
         }
         let Txn { batch, changes, .. } = txn;
+        let started = std::time::Instant::now();
         let result = if poisoned {
             Err(StoreError::Aborted)
         } else if batch.is_empty() {
@@ -167,6 +168,7 @@ fn run(db: &DB, feed: &Feed, rx: mpsc::Receiver<Job>) {
         } else {
             db.write_opt(batch, &sync).map_err(StoreError::from)
         };
+        metrics::histogram!("posthorn_store_commit_seconds").record(started.elapsed());
         if let Err(e) = &result {
             tracing::error!(error = %e, jobs = done.len(), "store commit failed");
         }

@@ -253,6 +253,8 @@ impl Authenticator {
 }
 
 fn log_failure(login: &str, peer: IpAddr, protocol: &str, reason: &str) {
+    metrics::counter!("posthorn_auth_failures_total", "protocol" => protocol.to_string())
+        .increment(1);
     warn!(
         target: "posthorn::auth",
         "auth failed: user={} ip={peer} protocol={protocol} reason={reason}",

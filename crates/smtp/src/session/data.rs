@@ -225,6 +225,7 @@ impl Session<'_> {
         }
         if delivered > 0 {
             info!(%id, from = %envelope.sender, recipients = delivered, size, "message accepted");
+            metrics::counter!("posthorn_messages_received_total").increment(1);
             return Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
         }
         match first_failure {
