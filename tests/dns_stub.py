@@ -1,15 +1,18 @@
-"""A tiny DNS server on loopback for tests: TXT records from a dict, NXDOMAIN for
-every other name, so no test ever asks a resolver outside this machine."""
+"""A tiny DNS server on loopback for tests: TXT, MX, A, AAAA, SRV and CNAME records
+from a dict, NXDOMAIN for every other name, so no test ever asks a resolver
+outside this machine."""
 
 import socket
 import struct
 import threading
 
-# name -> TXT strings, or {"TXT": [...], "MX": [(preference, host)], "A": [ip]};
-# SERVFAIL and SILENT are the failure modes.
+# name -> TXT strings, or {"TXT": [...], "MX": [(preference, host)], "A": [ip],
+# "AAAA": [ip], "SRV": [(priority, weight, port, target)], "CNAME": host};
+# SERVFAIL and SILENT are the failure modes. A name with a CNAME answers every
+# query type with the CNAME record (not chased).
 SERVFAIL = "servfail"
 SILENT = "silent"
-TYPE_A, TYPE_MX, TYPE_TXT, CLASS_IN = 1, 15, 16, 1
+TYPE_A, TYPE_CNAME, TYPE_MX, TYPE_TXT, TYPE_AAAA, TYPE_SRV, CLASS_IN = 1, 5, 15, 16, 28, 33, 1
 NOERROR, SERVFAIL_RCODE, NXDOMAIN = 0, 2, 3
 
 
@@ -48,18 +51,27 @@ def answer(zone, packet):
         rcode = NOERROR
         if isinstance(records, list):
             records = {"TXT": records}
-        if qtype == TYPE_TXT:
-            answers = [txt_rdata(t) for t in records.get("TXT", [])]
+        if "CNAME" in records:
+            answers = [(TYPE_CNAME, encode_name(records["CNAME"]))]
+        elif qtype == TYPE_TXT:
+            answers = [(qtype, txt_rdata(t)) for t in records.get("TXT", [])]
         elif qtype == TYPE_MX:
-            answers = [struct.pack("!H", p) + encode_name(h) for p, h in records.get("MX", [])]
+            answers = [(qtype, struct.pack("!H", p) + encode_name(h)) for p, h in records.get("MX", [])]
         elif qtype == TYPE_A:
-            answers = [socket.inet_aton(ip) for ip in records.get("A", [])]
+            answers = [(qtype, socket.inet_aton(ip)) for ip in records.get("A", [])]
+        elif qtype == TYPE_AAAA:
+            answers = [(qtype, socket.inet_pton(socket.AF_INET6, ip)) for ip in records.get("AAAA", [])]
+        elif qtype == TYPE_SRV:
+            answers = [
+                (qtype, struct.pack("!HHH", prio, weight, port) + encode_name(target))
+                for prio, weight, port, target in records.get("SRV", [])
+            ]
     # QR, the query's opcode and RD, AA, RA.
     out_flags = 0x8000 | (flags & 0x7900) | 0x0400 | 0x0080 | rcode
     out = struct.pack("!HHHHHH", qid, out_flags, 1, len(answers), 0, 0) + packet[12:end]
-    for rdata in answers:
+    for rtype, rdata in answers:
         # A pointer to the name in the question, TTL 0 so nothing is cached.
-        out += struct.pack("!HHHIH", 0xC00C, qtype, CLASS_IN, 0, len(rdata)) + rdata
+        out += struct.pack("!HHHIH", 0xC00C, rtype, CLASS_IN, 0, len(rdata)) + rdata
     return out
 
 
@@ -70,7 +82,9 @@ def txt_rdata(text):
 
 
 def encode_name(name):
-    return b"".join(bytes([len(label)]) + label.encode() for label in name.rstrip(".").split(".")) + b"\0"
+    """Wire form; "." is the root (an SRV target meaning "not offered")."""
+    labels = [label for label in name.rstrip(".").split(".") if label]
+    return b"".join(bytes([len(label)]) + label.encode() for label in labels) + b"\0"
 
 
 class DnsServer:

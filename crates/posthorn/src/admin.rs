@@ -10,8 +10,8 @@ use store::{Settle, Store};
 use tokio::sync::Notify;
 
 use crate::cli::{
-    AccountCmd, Admin, AliasCmd, AutoresponderCmd, BlocklistCmd, DomainCmd, ForwardCmd, Mode,
-    PasswordArg, QueueCmd,
+    AccountCmd, Admin, AliasCmd, AutoresponderCmd, BackupCmd, BlocklistCmd, DomainCmd, ForwardCmd,
+    Mode, PasswordArg, QueueCmd,
 };
 
 #[derive(Clone)]
@@ -91,6 +91,26 @@ async fn run(
                 _ => d.generate_dkim_key(&domain).await?,
             };
             write!(out, "{}", dkim_record(&key, &domain.to_ascii_lowercase()))?;
+        }
+        Admin::Domain(DomainCmd::DkimRecord { domain }) => {
+            let domain = domain.to_ascii_lowercase();
+            if d.domain(&domain).await?.is_none() {
+                return Err(format!(
+                    "{domain} is not served here: add it with `posthorn domain add {domain}`"
+                )
+                .into());
+            }
+            if let Some(key) = d.dkim_key(&domain).await? {
+                let (name, value) = key.dns_record(&domain);
+                write!(out, "{name}\t{value}")?;
+            }
+        }
+        Admin::Domain(DomainCmd::Dns { .. } | DomainCmd::Check { .. })
+        | Admin::Backup(BackupCmd::List | BackupCmd::Restore { .. }) => {
+            return Err("this command runs in the CLI, not in the daemon".into());
+        }
+        Admin::Backup(BackupCmd::Create { dir, keep_days }) => {
+            out = crate::backup::create(&ctx.store, &dir, keep_days).await?;
         }
         Admin::Queue(QueueCmd::List) => {
             let now = now_unix();

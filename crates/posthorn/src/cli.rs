@@ -25,8 +25,41 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon.
     Serve,
+    /// Build or check an SPF record (runs locally; needs neither daemon nor store).
+    #[command(subcommand)]
+    Spf(SpfCmd),
     #[command(flatten)]
     Admin(Admin),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SpfCmd {
+    /// Build a record from what may send mail for the domain.
+    Build {
+        /// The domain's MX hosts may send.
+        #[arg(long)]
+        mx: bool,
+        /// The domain's own A/AAAA addresses may send.
+        #[arg(long)]
+        a: bool,
+        /// An IPv4 address or network, e.g. 203.0.113.0/24 (repeatable).
+        #[arg(long, value_name = "NET")]
+        ip4: Vec<String>,
+        /// An IPv6 address or network, e.g. 2001:db8::/32 (repeatable).
+        #[arg(long, value_name = "NET")]
+        ip6: Vec<String>,
+        /// Also allow what another domain's SPF record allows (repeatable).
+        #[arg(long, value_name = "DOMAIN")]
+        include: Vec<String>,
+        /// Everything else fails: `-all` (the default).
+        #[arg(long, conflicts_with = "soft")]
+        strict: bool,
+        /// Everything else soft-fails: `~all` (while testing).
+        #[arg(long)]
+        soft: bool,
+    },
+    /// Check a record's syntax and its DNS lookup count, e.g. 'v=spf1 mx -all'.
+    Check { record: String },
 }
 
 #[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
@@ -54,6 +87,25 @@ pub enum Admin {
     Queue(QueueCmd),
     /// Check the store's invariants (quota counters, reference counts, UIDs).
     Verify,
+    /// Consistent copies of the whole store.
+    #[command(subcommand)]
+    Backup(BackupCmd),
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum BackupCmd {
+    /// Write a backup now (through the running daemon if there is one).
+    Create {
+        /// `[backup] dir` and `keep_days`, filled in from the configuration.
+        #[arg(skip)]
+        dir: PathBuf,
+        #[arg(skip)]
+        keep_days: u64,
+    },
+    /// The backups in `[backup] dir`, oldest first.
+    List,
+    /// Replace the store with backup ID (only while the daemon is stopped).
+    Restore { id: String },
 }
 
 #[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
@@ -85,6 +137,20 @@ pub enum DomainCmd {
     },
     List,
     Remove {
+        domain: String,
+    },
+    /// Print every DNS record to publish for the domain, ready to paste.
+    Dns {
+        domain: String,
+    },
+    /// Ask the configured resolvers for each record and say what is missing
+    /// or wrong (non-zero exit if anything is).
+    Check {
+        domain: String,
+    },
+    /// The DKIM record's name and value, tab-separated; empty without a key.
+    #[command(hide = true)]
+    DkimRecord {
         domain: String,
     },
     /// Show the DKIM record to publish (generates a key if the domain has none).

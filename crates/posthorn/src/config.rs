@@ -39,6 +39,30 @@ pub struct Config {
     /// `[delivery]`: loop limit, autoreply interval, SRS.
     #[serde(default)]
     pub delivery: Delivery,
+    /// `[backup]`: scheduled checkpoints of the whole store.
+    #[serde(default)]
+    pub backup: Backup,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backup {
+    /// Folder for backups; none: no scheduled backups and no `backup create`.
+    pub dir: Option<PathBuf>,
+    /// Hours between two scheduled backups.
+    pub interval_hours: u64,
+    /// Backups older than this are deleted (the newest one is always kept).
+    pub keep_days: u64,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Backup {
+            dir: None,
+            interval_hours: 24,
+            keep_days: 7,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,12 +272,24 @@ pub struct Dns {
 pub struct Log {
     /// A tracing filter such as `info` or `posthorn=debug,info`; `RUST_LOG` wins.
     pub level: String,
+    /// `text` (one human-readable line per event) or `json` (one JSON object
+    /// per line, for log shippers).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Log {
     fn default() -> Self {
         Log {
             level: "info".into(),
+            format: LogFormat::Text,
         }
     }
 }
@@ -296,6 +332,11 @@ impl Config {
             || self.outbound.retry_max_secs < self.outbound.retry_initial_secs
         {
             return Err("keys outbound.retry_*: retry_initial_secs must be at least 1 and at most retry_max_secs".into());
+        }
+        if self.backup.interval_hours == 0 || self.backup.keep_days == 0 {
+            return Err(
+                "keys backup.interval_hours and backup.keep_days: must be at least 1".into(),
+            );
         }
         if self.delivery.max_hops == 0 {
             return Err("key delivery.max_hops: must be at least 1".into());
@@ -396,6 +437,23 @@ key = "k.pem"
     }
 
     #[test]
+    fn backup_and_log_format_keys() {
+        let c = Config::parse(MINIMAL).expect("parses");
+        assert!(c.backup.dir.is_none());
+        assert_eq!((c.backup.interval_hours, c.backup.keep_days), (24, 7));
+        assert_eq!(c.log.format, LogFormat::Text);
+        let c = Config::parse(&format!(
+            "{MINIMAL}\n[backup]\ndir = \"/b\"\nkeep_days = 3\n[log]\nformat = \"json\"\n"
+        ))
+        .expect("parses");
+        assert_eq!(c.backup.dir.as_deref(), Some(Path::new("/b")));
+        assert_eq!(c.backup.keep_days, 3);
+        assert_eq!(c.log.format, LogFormat::Json);
+        let err = Config::parse(&format!("{MINIMAL}\n[log]\nformat = \"xml\"\n")).unwrap_err();
+        assert!(err.contains("xml"), "{err}");
+        let err = Config::parse(&format!("{MINIMAL}\n[backup]\ninterval_hours = 0\n")).unwrap_err();
+        assert!(err.contains("backup.interval_hours"), "{err}");
+    }
 
     #[test]
     fn http_listener_needs_a_token() {

@@ -1,10 +1,13 @@
 //! posthorn: one binary for the daemon and its admin commands.
 
 mod admin;
+mod backup;
 mod cli;
 mod config;
+mod dns_helper;
 mod mgmt;
 mod serve;
+mod spf_helper;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,17 +18,20 @@ use store::{Store, StoreError, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::AdminContext;
-use crate::cli::{Admin, Cli, Command};
-use crate::config::Config;
+use crate::cli::{Admin, BackupCmd, Cli, Command, DomainCmd};
+use crate::config::{Config, LogFormat};
 
-fn init_tracing(default: &str) {
+fn init_tracing(default: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Colours only on a terminal: journald and log files get plain text.
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // One JSON object per line: `timestamp`, `level`, `target`, `fields`.
+        LogFormat::Json => fmt.json().init(),
+        // Colours only on a terminal: journald and log files get plain text.
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 fn main() -> ExitCode {
@@ -43,15 +49,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => match Config::load(&cli.config) {
             Ok(config) => {
-                init_tracing(&config.log.level);
+                init_tracing(&config.log.level, config.log.format);
                 runtime.block_on(serve::run(&cli.config, config))
             }
             Err(e) => Err(e),
         },
+        Command::Spf(cmd) => spf_helper::run(cmd).map(|out| println!("{out}")),
         Command::Admin(cmd) => {
-            init_tracing("warn");
+            init_tracing("warn", LogFormat::Text);
             runtime
-                .block_on(admin_command(&cli.config, cmd))
+                .block_on(local_or_admin(&cli.config, cmd))
                 .map(|out| {
                     if !out.is_empty() {
                         println!("{out}");
@@ -68,9 +75,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// The admin commands that run in the CLI itself (DNS queries, backup files),
+/// then the others.
+async fn local_or_admin(config_path: &std::path::Path, cmd: Admin) -> Result<String, String> {
+    match cmd {
+        Admin::Domain(DomainCmd::Dns { domain }) => dns_helper::records(config_path, &domain).await,
+        Admin::Domain(DomainCmd::Check { domain }) => dns_helper::check(config_path, &domain).await,
+        Admin::Backup(BackupCmd::List) => backup::list(&Config::load(config_path)?),
+        Admin::Backup(BackupCmd::Restore { id }) => {
+            backup::restore(&Config::load(config_path)?, &id).await
+        }
+        Admin::Backup(BackupCmd::Create { .. }) => {
+            let config = Config::load(config_path)?;
+            let cmd = backup::create_command(&config)?;
+            admin_command(config_path, cmd).await
+        }
+        cmd => admin_command(config_path, cmd).await,
+    }
+}
+
 /// Through the running daemon's management socket if there is one, else directly
 /// against the database.
-async fn admin_command(config_path: &std::path::Path, mut cmd: Admin) -> Result<String, String> {
+pub async fn admin_command(
+    config_path: &std::path::Path,
+    mut cmd: Admin,
+) -> Result<String, String> {
     let config = Config::load(config_path)?;
     cmd.prepare()?;
     if let Some(answer) = mgmt::request(&config.socket_path(), &cmd).await? {

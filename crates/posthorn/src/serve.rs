@@ -326,6 +326,11 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
         ));
     }
     tasks.spawn(mgmt::serve(mgmt_listener, ctx, shutdown_rx.clone()));
+    if let Some(backups) =
+        crate::backup::scheduled(store.clone(), &config.backup, shutdown_rx.clone())
+    {
+        tasks.spawn(backups);
+    }
     let mut queue_shutdown = shutdown_rx.clone();
     tasks.spawn(outbound.run(async move {
         let _ = queue_shutdown.wait_for(|stop| *stop).await;

@@ -3,6 +3,7 @@
 //! feed. All writes go through one writer thread with group commit (see `writer`);
 //! reads run on tokio's blocking pool, never on the reactor.
 
+mod backup;
 mod blob;
 mod feed;
 mod keys;
