@@ -100,6 +100,10 @@ def test_imaps_login_by_short_id_and_capabilities(imap):
         "NAMESPACE",
         "ESEARCH",
         "MULTIAPPEND",
+        "IMAP4rev2",
+        "LIST-EXTENDED",
+        "LIST-STATUS",
+        "STATUS=SIZE",
     ]:
         assert cap in caps
     assert "AUTH=PLAIN" not in caps
@@ -762,4 +766,53 @@ def test_multiappend_is_all_or_nothing(imap):
     assert ok.startswith(b"e OK [APPENDUID"), ok
     lines, _ = command(s, f, "f", "STATUS INBOX (MESSAGES)")
     assert b"MESSAGES 2" in lines[0], lines
+    s.close()
+
+
+def test_imap4rev2_enable_switches_response_forms(imap):
+    c = connect(imap)
+    append(c, "INBOX", msg("rev2 one"))
+    append(c, "INBOX", msg("rev2 two"))
+    c.create("Entw&APw-rfe")
+    c.create("Projects/Alpha")
+    c.unsubscribe("Projects")
+    c.logout()
+    s, f = raw_login(imap)
+    # Before ENABLE the session is IMAP4rev1: RECENT, `* SEARCH`, mUTF-7.
+    lines, _ = command(s, f, "a", "EXAMINE INBOX")
+    assert b"* 0 RECENT\r\n" in lines
+    lines, _ = command(s, f, "b", 'LIST "" "Entw*"')
+    assert lines == [b'* LIST (\\HasNoChildren) "/" "Entw&APw-rfe"\r\n'], lines
+    lines, ok = command(s, f, "c", "ENABLE IMAP4rev2")
+    assert lines == [b"* ENABLED IMAP4rev2\r\n"] and ok.startswith(b"c OK"), (lines, ok)
+    lines, _ = command(s, f, "d", "SELECT INBOX")
+    assert not any(b"RECENT" in l or b"[UNSEEN" in l for l in lines), lines
+    assert b"* OK [CLOSED] Previous mailbox closed\r\n" in lines
+    assert b"* 2 EXISTS\r\n" in lines
+    # SEARCH answers with ESEARCH (RFC 9051 §6.4.4).
+    lines, _ = command(s, f, "e", "SEARCH UNSEEN")
+    assert lines == [b'* ESEARCH (TAG "e") ALL 1:2\r\n'], lines
+    # Mailbox names are UTF-8.
+    lines, _ = command(s, f, "f", 'LIST "" "Entw*"')
+    assert lines == ['* LIST (\\HasNoChildren) "/" "Entwürfe"\r\n'.encode()], lines
+    lines, ok = command(s, f, "g", 'CREATE "Brücke"')
+    assert ok.startswith(b"g OK"), ok
+    lines, _ = command(s, f, "h", 'STATUS "Brücke" (MESSAGES)')
+    assert lines == ['* STATUS "Brücke" (MESSAGES 0)\r\n'.encode()], lines
+    # STATUS DELETED and SIZE.
+    command(s, f, "i", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+    lines, _ = command(s, f, "j", "STATUS INBOX (MESSAGES DELETED SIZE)")
+    m = re.match(rb'\* STATUS "INBOX" \(MESSAGES 2 DELETED 1 SIZE (\d+)\)', lines[0])
+    assert m and int(m.group(1)) > 0, lines
+    # LIST-EXTENDED: RECURSIVEMATCH reports the unsubscribed parent of a
+    # subscribed folder with CHILDINFO; RETURN (SUBSCRIBED) marks folders.
+    lines, _ = command(s, f, "k", 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "Proj%"')
+    assert lines == [b'* LIST (\\HasChildren) "/" "Projects" ("CHILDINFO" ("SUBSCRIBED"))\r\n'], lines
+    lines, _ = command(s, f, "l", 'LIST "" "Projects*" RETURN (SUBSCRIBED)')
+    assert lines == [
+        b'* LIST (\\HasChildren) "/" "Projects"\r\n',
+        b'* LIST (\\HasNoChildren \\Subscribed) "/" "Projects/Alpha"\r\n',
+    ], lines
+    _, bad = command(s, f, "m", 'LIST (RECURSIVEMATCH) "" "*"')
+    assert bad.startswith(b"m BAD"), bad
     s.close()

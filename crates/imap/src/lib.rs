@@ -1,4 +1,4 @@
-//! IMAP4rev1 server (RFC 3501) with the extensions modern clients use, and
+//! IMAP4rev1 (RFC 3501) and IMAP4rev2 (RFC 9051) server with the extensions modern clients use, and
 //! IDLE push (RFC 2177) driven by the store's change feed.
 //!
 //! `proto` is the pure grammar and formatting; `session` the per-connection
@@ -20,8 +20,11 @@
 //! | 2971 | ID | done |
 //! | 9208 | QUOTA | GETQUOTA/GETQUOTAROOT, `[OVERQUOTA]` on APPEND/COPY; no SETQUOTA |
 //! | 7162 | CONDSTORE, QRESYNC | done; SELECT's sequence match data is accepted and ignored |
-//! | 5258/5819 | LIST-EXTENDED, LIST-STATUS | syntax, SUBSCRIBED, SPECIAL-USE, RETURN (STATUS); not advertised |
-//! | 9051 | IMAP4rev2 | not yet |
+//! | 5258/5819 | LIST-EXTENDED, LIST-STATUS | selection SUBSCRIBED, SPECIAL-USE, RECURSIVEMATCH, REMOTE; RETURN SUBSCRIBED, CHILDREN, STATUS |
+//! | 4731 | ESEARCH | done |
+//! | 3502 | MULTIAPPEND | done: all or none |
+//! | 8438 | STATUS=SIZE | done |
+//! | 9051 | IMAP4rev2 | after `ENABLE IMAP4rev2`: ESEARCH, UTF-8 names, no RECENT; STATUS DELETED; no BINARY, no SEARCHRES |
 
 pub mod proto;
 mod session;

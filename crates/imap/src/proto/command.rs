@@ -130,6 +130,11 @@ pub struct ListCommand {
     pub patterns: Vec<String>,
     pub subscribed_only: bool,
     pub special_use_only: bool,
+    /// RECURSIVEMATCH (RFC 5258 §3.1): with SUBSCRIBED, also parents of
+    /// subscribed folders, marked with CHILDINFO.
+    pub recursive_match: bool,
+    /// RETURN (SUBSCRIBED): mark subscribed folders (RFC 5258 §3.2).
+    pub return_subscribed: bool,
     pub status: Option<Vec<StatusItem>>,
 }
 
@@ -142,6 +147,8 @@ pub enum StatusItem {
     Unseen,
     Size,
     HighestModSeq,
+    /// Messages flagged \Deleted (RFC 9051 §6.3.11).
+    Deleted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -737,6 +744,7 @@ impl<'a> Parser<'a> {
                 "UNSEEN" => StatusItem::Unseen,
                 "SIZE" => StatusItem::Size,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                "DELETED" => StatusItem::Deleted,
                 other => return Err(format!("unknown status item {other}")),
             })
         })
@@ -787,8 +795,17 @@ impl<'a> Parser<'a> {
                 match opt.as_str() {
                     "SUBSCRIBED" => l.subscribed_only = true,
                     "SPECIAL-USE" => l.special_use_only = true,
-                    _ => {}
+                    "RECURSIVEMATCH" => l.recursive_match = true,
+                    // No remote mailboxes exist here (RFC 5258 §3.1).
+                    "REMOTE" => {}
+                    other => return Err(format!("unsupported LIST selection option {other}")),
                 }
+            }
+            // RFC 5258 §3.1: RECURSIVEMATCH needs an option it modifies
+            // (SUBSCRIBED, or SPECIAL-USE by RFC 6154 §5.1, where it has no
+            // effect: special-use folders have no special-use children).
+            if l.recursive_match && !l.subscribed_only && !l.special_use_only {
+                return Err("RECURSIVEMATCH needs SUBSCRIBED or SPECIAL-USE".into());
             }
             self.sp()?;
         }
@@ -815,9 +832,15 @@ impl<'a> Parser<'a> {
                 if n > MAX_LIST {
                     return Err("too many return options".into());
                 }
-                if self.atom()?.eq_ignore_ascii_case("STATUS") {
-                    self.sp()?;
-                    l.status = Some(self.status_items()?);
+                match self.atom()?.to_ascii_uppercase().as_str() {
+                    "STATUS" => {
+                        self.sp()?;
+                        l.status = Some(self.status_items()?);
+                    }
+                    "SUBSCRIBED" => l.return_subscribed = true,
+                    // Always reported (RFC 3348); SPECIAL-USE attributes too.
+                    "CHILDREN" | "SPECIAL-USE" => {}
+                    other => return Err(format!("unsupported LIST return option {other}")),
                 }
             }
             self.pos += 1;
@@ -1339,6 +1362,7 @@ mod tests {
             Command::List(ListCommand {
                 patterns: vec!["INBOX".into(), "A*".into()],
                 special_use_only: true,
+                recursive_match: true,
                 status: Some(vec![StatusItem::Messages, StatusItem::Unseen]),
                 ..ListCommand::default()
             })
@@ -1551,6 +1575,28 @@ mod tests {
         // The literal here is the mailbox name, not the message.
         assert!(parse_append_head(b"A3 APPEND ").is_none());
         assert!(parse_append_head(b"A3 APPEND INBOX \"bad date\" ").is_none());
+    }
+
+    #[test]
+    fn list_extended_options() {
+        let Command::List(l) = cmd(
+            "a LIST (SUBSCRIBED RECURSIVEMATCH REMOTE) \"\" (INBOX \"%\") RETURN (SUBSCRIBED CHILDREN STATUS (MESSAGES DELETED))",
+        ) else {
+            panic!()
+        };
+        assert!(l.subscribed_only && l.recursive_match && l.return_subscribed);
+        assert_eq!(l.patterns, vec!["INBOX".to_string(), "%".to_string()]);
+        assert_eq!(
+            l.status,
+            Some(vec![StatusItem::Messages, StatusItem::Deleted])
+        );
+        for bad in [
+            "a LIST (RECURSIVEMATCH) \"\" *",
+            "a LIST (BOGUS) \"\" *",
+            "a LIST \"\" * RETURN (BOGUS)",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub fn esearch(
 /// (RFC 3501 §4.3: quoted strings are 7-bit without CR, LF or NUL).
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     let quotable = s.len() <= 1024 && s.iter().all(|&b| (0x20..0x7f).contains(&b));
+    quoted_or_literal(out, s, quotable);
+}
+
+fn quoted_or_literal(out: &mut Vec<u8>, s: &[u8], quotable: bool) {
     if quotable {
         out.push(b'"');
         for &b in s {
@@ -90,9 +94,15 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
-/// A mailbox name, in modified UTF-7 (RFC 3501 §5.1.3).
-pub fn mailbox(out: &mut Vec<u8>, name: &str) {
-    string(out, super::utf7::encode(name).as_bytes());
+/// A mailbox name: in modified UTF-7 (RFC 3501 §5.1.3), or as UTF-8 once
+/// IMAP4rev2 is enabled (RFC 9051 §5.1, whose quoted strings may hold
+/// UTF-8).
+pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
+    if !utf8 {
+        return string(out, super::utf7::encode(name).as_bytes());
+    }
+    let quotable = name.len() <= 1024 && name.bytes().all(|b| b >= 0x20 && b != 0x7f);
+    quoted_or_literal(out, name.as_bytes(), quotable);
 }
 
 pub fn nstring(out: &mut Vec<u8>, s: Option<&str>) {
@@ -551,5 +561,17 @@ mod tests {
             esearch("a3", true, SearchReturn::ALL, &[7], Some(12)),
             "* ESEARCH (TAG \"a3\") UID ALL 7 MODSEQ 12\r\n"
         );
+    }
+
+    #[test]
+    fn mailbox_names_utf7_or_utf8() {
+        let name = |n: &str, utf8| {
+            let mut out = Vec::new();
+            mailbox(&mut out, n, utf8);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(name("Entwürfe", false), "\"Entw&APw-rfe\"");
+        assert_eq!(name("Entwürfe", true), "\"Entwürfe\"");
+        assert_eq!(name("a\"b", true), "\"a\\\"b\"");
     }
 }

@@ -86,11 +86,16 @@ impl Session {
         let first_unseen = list.iter().position(|(_, r)| !r.flags.seen());
         let uids: Vec<u32> = list.iter().map(|(u, _)| *u).collect();
         let mut out = format!(
-            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* {} EXISTS\r\n* 0 RECENT\r\n",
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* {} EXISTS\r\n",
             uids.len()
         );
-        if let Some(i) = first_unseen {
-            out.push_str(&format!("* OK [UNSEEN {}] First unseen\r\n", i + 1));
+        // RFC 9051 §6.3.2 and Appendix E: IMAP4rev2 has neither RECENT
+        // nor the UNSEEN response code.
+        if !self.rev2 {
+            out.push_str("* 0 RECENT\r\n");
+            if let Some(i) = first_unseen {
+                out.push_str(&format!("* OK [UNSEEN {}] First unseen\r\n", i + 1));
+            }
         }
         out.push_str(&format!(
             "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n",
@@ -220,7 +225,15 @@ impl Session {
         let mut out = Vec::new();
         for mb in &mailboxes {
             let name = mb.info.name.as_str();
-            if (subscribed_only && !mb.info.subscribed)
+            let prefix = format!("{name}/");
+            // RFC 5258 §3.5: with RECURSIVEMATCH, a parent of a subscribed
+            // folder is listed too, saying why.
+            let child_subscribed = l.recursive_match
+                && l.subscribed_only
+                && mailboxes
+                    .iter()
+                    .any(|m| m.info.subscribed && m.info.name.starts_with(&prefix));
+            if (subscribed_only && !mb.info.subscribed && !child_subscribed)
                 || (l.special_use_only && mb.info.special_use.is_none())
                 || !patterns
                     .iter()
@@ -228,24 +241,29 @@ impl Session {
             {
                 continue;
             }
-            let prefix = format!("{name}/");
             let has_children = names.iter().any(|n| n.starts_with(&prefix));
             let mut attrs = vec![if has_children {
                 "\\HasChildren"
             } else {
                 "\\HasNoChildren"
             }];
-            if l.subscribed_only && mb.info.subscribed {
-                attrs.push("\\Subscribed"); // RFC 5258 §3.1
+            if (l.subscribed_only || l.return_subscribed) && mb.info.subscribed {
+                attrs.push("\\Subscribed"); // RFC 5258 §3.1, §3.2
             }
             if let Some(su) = mb.info.special_use {
                 attrs.push(su.attribute());
             }
             out.extend_from_slice(format!("* {verb} ({}) \"/\" ", attrs.join(" ")).as_bytes());
-            format::mailbox(&mut out, name);
+            format::mailbox(&mut out, name, self.rev2);
+            if child_subscribed && !l.lsub {
+                out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             out.extend_from_slice(b"\r\n");
             if let Some(items) = &l.status {
-                status_line(&mut out, &mb.info, items);
+                match self.deleted_count(mb.id, items).await {
+                    Ok(deleted) => status_line(&mut out, &mb.info, items, deleted, self.rev2),
+                    Err(e) => return Ok(super::store_error(e)),
+                }
             }
         }
         self.io.write_all(&out).await?;
@@ -258,10 +276,33 @@ impl Session {
             Ok(None) => return Ok("NO [NONEXISTENT] No such mailbox".into()),
             Err(e) => return Ok(super::store_error(e)),
         };
+        let deleted = match self.deleted_count(mb.id, items).await {
+            Ok(d) => d,
+            Err(e) => return Ok(super::store_error(e)),
+        };
         let mut out = Vec::new();
-        status_line(&mut out, &mb.info, items);
+        status_line(&mut out, &mb.info, items, deleted, self.rev2);
         self.io.write_all(&out).await?;
         Ok("OK STATUS completed".into())
+    }
+
+    /// Messages flagged \Deleted, when STATUS asks for DELETED (RFC 9051
+    /// §6.3.11). No counter is kept for it, so the folder's records (not
+    /// the messages) are read.
+    async fn deleted_count(
+        &self,
+        mailbox: store::MailboxId,
+        items: &[StatusItem],
+    ) -> Result<u32, store::StoreError> {
+        if !items.contains(&StatusItem::Deleted) {
+            return Ok(0);
+        }
+        let list = self
+            .inner
+            .store
+            .list(self.account(), mailbox, 1..=u32::MAX)
+            .await?;
+        Ok(list.iter().filter(|(_, r)| r.flags.deleted()).count() as u32)
     }
 
     /// CLOSE expunges silently (RFC 3501 §6.4.2); UNSELECT does not (RFC 3691).
@@ -284,7 +325,13 @@ impl Session {
 }
 
 /// `* STATUS name (...)` from the folder's counters; no message is read.
-fn status_line(out: &mut Vec<u8>, i: &MailboxRecord, items: &[StatusItem]) {
+fn status_line(
+    out: &mut Vec<u8>,
+    i: &MailboxRecord,
+    items: &[StatusItem],
+    deleted: u32,
+    utf8: bool,
+) {
     let values: Vec<String> = items
         .iter()
         .map(|item| match item {
@@ -295,10 +342,11 @@ fn status_line(out: &mut Vec<u8>, i: &MailboxRecord, items: &[StatusItem]) {
             StatusItem::Unseen => format!("UNSEEN {}", i.unseen),
             StatusItem::Size => format!("SIZE {}", i.size),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", i.highest_modseq.max(1)),
+            StatusItem::Deleted => format!("DELETED {deleted}"),
         })
         .collect();
     out.extend_from_slice(b"* STATUS ");
-    format::mailbox(out, &i.name);
+    format::mailbox(out, &i.name, utf8);
     out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
 }
 

@@ -26,7 +26,7 @@ impl Session {
             match self.inner.store.mailbox(a, name).await {
                 Ok(Some(mb)) => {
                     out.extend_from_slice(b"* QUOTAROOT ");
-                    format::mailbox(&mut out, &mb.info.name);
+                    format::mailbox(&mut out, &mb.info.name, self.rev2);
                     out.extend_from_slice(b" \"\"\r\n");
                 }
                 Ok(None) => return Ok("NO [NONEXISTENT] No such mailbox".into()),
