@@ -24,10 +24,12 @@ class Sink:
     """Records every message; recipients starting with `reject` get a 550,
     those starting with `later` a 451."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, tls_context=None):
         self.port = port or free_port()
         self.messages = []
         self.controller = None
+        self.tls_context = tls_context
+        self.tls_sessions = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.startswith("reject"):
@@ -38,11 +40,15 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.tls_sessions += session.ssl is not None
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 2.0.0 queued"
 
     def start(self):
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        extra = {}
+        if self.tls_context:
+            extra = {"tls_context": self.tls_context, "require_starttls": True}
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **extra)
         self.controller.start()
         return self
 
@@ -420,4 +426,37 @@ def test_delay_warning_then_bounce_after_giving_up(server):
         time.sleep(1.5)
         assert len(inbox(server, ANNA)) == 2, "one warning, one bounce"
     finally:
+        server.stop()
+
+
+def test_starttls_is_used_when_offered_and_remove_drops_an_entry(server):
+    import ssl
+
+    server.start()  # creates the self-signed pair the sink borrows
+    server.stop()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(server.cert, server.key)
+    sink = Sink(tls_context=ctx).start()
+    configure(server, sink.port)
+    server.start()
+    try:
+        setup_domain(server)
+        submit(server, ["ext@remote.example"], msg("secret", sender=ANNA, to="ext@remote.example"))
+        sink.wait(1)
+        assert sink.tls_sessions == 1, "the sink requires STARTTLS; the message came over TLS"
+        # `queue remove` drops a waiting entry without a bounce.
+        sink.stop()
+        submit(server, ["ext@remote.example"], msg("dropped", sender=ANNA, to="ext@remote.example"))
+        deadline = time.time() + 10
+        while not queue(server) and time.time() < deadline:
+            time.sleep(0.1)
+        (entry,) = queue(server)
+        server.cli("queue", "remove", entry.split()[0])
+        assert queue(server) == []
+        r = server.cli("queue", "remove", entry.split()[0], check=False)
+        assert r.returncode != 0 and "no queued message" in r.stderr
+        assert inbox(server, ANNA) == [], "no bounce for a removed entry"
+        assert "no problems" in server.cli("verify").stdout
+    finally:
+        sink.stop()
         server.stop()
