@@ -5,8 +5,8 @@
 //! [`proto`] is the pure grammar (commands, paths, replies, the DATA
 //! decoder, SASL); `session` is the state machine over a connection. Mail is
 //! streamed into the store's blob writer as it arrives and handed to the
-//! delivery pipeline; relaying beyond this server is refused until the
-//! outbound queue exists.
+//! delivery pipeline, which stores local copies and queues what leaves for
+//! the outbound queue in one commit before the `250`.
 
 pub mod proto;
 mod session;
