@@ -1323,6 +1323,12 @@ mod tests {
         parse(s.as_bytes()).unwrap().1
     }
 
+    fn all_bad(commands: &[&str]) {
+        for bad in commands {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn simple_commands() {
         assert_eq!(parse(b"a1 NOOP"), Ok(("a1".into(), Command::Noop)));
@@ -1475,7 +1481,7 @@ mod tests {
                 ..
             }
         ));
-        for bad in [
+        all_bad(&[
             "a FETCH 1 (FLAGS",
             "a FETCH 1 BODY[0]",
             "a FETCH 1 BODY[1.]",
@@ -1484,9 +1490,7 @@ mod tests {
             "a FETCH 1 BODY.PEEK",
             "a FETCH 1 ()",
             "a FETCH 0 FLAGS",
-        ] {
-            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
-        }
+        ]);
     }
 
     #[test]
@@ -1590,13 +1594,11 @@ mod tests {
             l.status,
             Some(vec![StatusItem::Messages, StatusItem::Deleted])
         );
-        for bad in [
+        all_bad(&[
             "a LIST (RECURSIVEMATCH) \"\" *",
             "a LIST (BOGUS) \"\" *",
             "a LIST \"\" * RETURN (BOGUS)",
-        ] {
-            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
-        }
+        ]);
     }
 
     #[test]
@@ -1608,16 +1610,15 @@ mod tests {
         assert_eq!(flags.keywords, vec!["$Work".to_string()]);
         assert!(date.is_some());
         assert_eq!(parse_append_next(b" "), Some((Flags::default(), None)));
-        for bad in [
-            &b""[..],
+        let bad: [&[u8]; 6] = [
+            b"",
             b"  ",
             b" (\\Seen)",
             b" (\\Seen ",
             b" \"x\" ",
             b" junk ",
-        ] {
-            assert!(parse_append_next(bad).is_none(), "{bad:?}");
-        }
+        ];
+        assert!(bad.iter().all(|b| parse_append_next(b).is_none()));
     }
 
     #[test]
@@ -1643,14 +1644,12 @@ mod tests {
         };
         assert!(uid);
         assert!(matches!(key, SearchKey::And(ref k) if k.len() == 2));
-        for bad in [
+        all_bad(&[
             "a SEARCH RETURN (FOO) ALL",
             "a SEARCH RETURN (MIN ALL",
             "a SEARCH RETURN MIN ALL",
             "a SEARCH RETURN (MIN)",
             "a SEARCH RETURN",
-        ] {
-            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
-        }
+        ]);
     }
 }
