@@ -118,7 +118,7 @@ async fn healthz() -> &'static str {
 }
 
 /// Headers for every response: nothing here may be framed, cached by a
-/// proxy, or leak a referrer.
+/// proxy, or send its address as a referrer to another site.
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
@@ -128,7 +128,7 @@ async fn security_headers(mut response: Response) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
