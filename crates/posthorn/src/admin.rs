@@ -233,6 +233,20 @@ async fn run(
             d.set_disabled(&address, true).await?;
             write!(out, "{address} can no longer log in")?;
         }
+        Admin::Account(AccountCmd::Export {
+            address,
+            format,
+            dir,
+        }) => {
+            out = crate::export::export(ctx, &address, format, &dir).await?;
+        }
+        Admin::Account(AccountCmd::Import {
+            address,
+            dir,
+            max_size,
+        }) => {
+            out = crate::export::import(ctx, &address, &dir, max_size).await?;
+        }
         Admin::Account(AccountCmd::Enable { address }) => {
             d.set_disabled(&address, false).await?;
             write!(out, "{address} can log in again")?;

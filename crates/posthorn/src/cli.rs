@@ -196,6 +196,29 @@ pub enum AccountCmd {
     Enable {
         address: String,
     },
+    /// Write the account's folders to DIR (a new folder): Maildir as
+    /// Dovecot lays it out, or one mbox file per folder.
+    Export {
+        address: String,
+        #[arg(long, value_enum, default_value = "maildir")]
+        format: ExportFormat,
+        dir: PathBuf,
+    },
+    /// Add the messages of a Maildir (Dovecot's layout, with folders and
+    /// flags) or of mbox files in DIR (or one mbox file) to the account.
+    Import {
+        address: String,
+        dir: PathBuf,
+        /// `[limits] max_message_size`, filled in from the configuration.
+        #[arg(skip)]
+        max_size: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum ExportFormat {
+    Maildir,
+    Mbox,
 }
 
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ mod backup;
 mod cli;
 mod config;
 mod dns_helper;
+mod export;
 mod mgmt;
 mod serve;
 mod spf_helper;
@@ -18,7 +19,7 @@ use store::{Store, StoreError, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::AdminContext;
-use crate::cli::{Admin, BackupCmd, Cli, Command, DomainCmd};
+use crate::cli::{AccountCmd, Admin, BackupCmd, Cli, Command, DomainCmd};
 use crate::config::{Config, LogFormat};
 
 fn init_tracing(default: &str, format: LogFormat) {
@@ -90,8 +91,35 @@ async fn local_or_admin(config_path: &std::path::Path, cmd: Admin) -> Result<Str
             let cmd = backup::create_command(&config)?;
             admin_command(config_path, cmd).await
         }
+        // The daemon may run in another working directory: absolute paths.
+        Admin::Account(AccountCmd::Export {
+            address,
+            format,
+            dir,
+        }) => {
+            let dir = absolute(&dir)?;
+            let cmd = Admin::Account(AccountCmd::Export {
+                address,
+                format,
+                dir,
+            });
+            admin_command(config_path, cmd).await
+        }
+        Admin::Account(AccountCmd::Import { address, dir, .. }) => {
+            let config = Config::load(config_path)?;
+            let cmd = Admin::Account(AccountCmd::Import {
+                address,
+                dir: absolute(&dir)?,
+                max_size: config.limits.max_message_size,
+            });
+            admin_command(config_path, cmd).await
+        }
         cmd => admin_command(config_path, cmd).await,
     }
+}
+
+fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Through the running daemon's management socket if there is one, else directly
