@@ -235,7 +235,7 @@ def browser():
     driver = webdriver.Chrome(
         options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER)
     )
-    driver.set_page_load_timeout(20)
+    driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
@@ -253,8 +253,8 @@ def submit_form(browser, server, login, current, new, confirm=None):
     form = browser.find_element(By.TAG_NAME, "form")
     browser.find_element(By.ID, "submit").click()
     # The answer is a new page: wait for the form to go, then for the notice.
-    WebDriverWait(browser, 15).until(EC.staleness_of(form))
-    notice = WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 30).until(EC.staleness_of(form))
+    notice = WebDriverWait(browser, 30).until(
         EC.presence_of_element_located((By.CSS_SELECTOR, "#done, #error"))
     )
     return notice.get_attribute("id"), notice.text
