@@ -198,13 +198,18 @@ impl Http {
                 return Err("keys http.admin_token and http.admin_token_file: set only one".into());
             }
         };
-        if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
-            return Err(format!(
-                "key http.admin_token: must be at least {MIN_TOKEN_LEN} characters without spaces (e.g. from `openssl rand -hex 32`)"
-            ));
-        }
+        check_token(&token)?;
         Ok(Some(token))
     }
+}
+
+fn check_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
+        return Err(format!(
+            "key http.admin_token: must be at least {MIN_TOKEN_LEN} characters without spaces (e.g. from `openssl rand -hex 32`)"
+        ));
+    }
+    Ok(())
 }
 
 /// `[autoconfig]`: what autoconfiguration tells mail clients. A port key
@@ -347,12 +352,8 @@ impl Config {
         {
             return Err("key http.admin_token (or http.admin_token_file): required when listener http is on; the management API refuses to run without a token".into());
         }
-        if let Some(t) = &self.http.admin_token
-            && (t.len() < MIN_TOKEN_LEN || t.contains(char::is_whitespace))
-        {
-            return Err(format!(
-                "key http.admin_token: must be at least {MIN_TOKEN_LEN} characters without spaces"
-            ));
+        if let Some(t) = &self.http.admin_token {
+            check_token(t)?;
         }
         if self.http.password_attempts == 0 || self.http.password_window_secs == 0 {
             return Err(
