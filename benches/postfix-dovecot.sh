@@ -56,7 +56,7 @@ mail_uid = mail
 mail_gid = mail
 first_valid_uid = 8
 mail_max_userip_connections = 100000
-default_client_limit = 100000
+default_client_limit = 20000
 default_process_limit = 5000
 default_vsz_limit = 1G
 passdb {
@@ -84,6 +84,12 @@ service pop3-login {
   inet_listener pop3s {
     port = 0
   }
+}
+service imap {
+  process_limit = 5000
+}
+service pop3 {
+  process_limit = 5000
 }
 service lmtp {
   unix_listener lmtp {
@@ -118,6 +124,7 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 virtual_mailbox_domains = $domain
 virtual_mailbox_maps = inline:{${recipients%,} }
 virtual_transport = lmtp:unix:$DIR/dovecot/run/lmtp
+message_size_limit = 52428800
 smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
 default_process_limit = 200
@@ -138,11 +145,11 @@ EOF
 }
 
 drain() {
-    for _ in $(seq 600); do
+    for _ in $(seq 3000); do
         [ -z "$(find "$DIR/spool/incoming" "$DIR/spool/active" "$DIR/spool/deferred" "$DIR/spool/maildrop" -type f 2>/dev/null | head -1)" ] && return 0
         sleep 0.1
     done
-    echo "postfix queue not empty after 60 s" >&2
+    echo "postfix queue not empty after 300 s" >&2
     return 1
 }
 

@@ -96,6 +96,9 @@ scenarios() {
     bench --label "$label" smtp --port "$smtp" --to "$USER_TEMPLATE" --accounts "$ACCOUNTS" \
         --sessions "$SMTP_SESSIONS" --duration "$SECS" --sizes 10KiB "${process[@]}"
     drain
+    bench --label "$label" smtp --port "$smtp" --to "$USER_TEMPLATE" --accounts "$ACCOUNTS" \
+        --sessions "$SMTP_SESSIONS" --messages "$SMTP_SESSIONS" --sizes 50m "${process[@]}"
+    drain
     bench --label "$label" imap --port "$imap" "${login[@]}" --sessions "$ACCOUNTS" --duration "$SECS"
     bench --label "$label" pop3 --port "$pop3" "${login[@]}" --sessions "$ACCOUNTS" --duration "$SECS"
 }

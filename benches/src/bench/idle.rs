@@ -54,6 +54,9 @@ pub struct IdleArgs {
     /// allocator keeps of them) out of the per-session figure.
     #[arg(long)]
     pub no_warm_up: bool,
+    /// Seconds to wait for all sessions to idle; late ones count as failed.
+    #[arg(long, default_value_t = 300.0)]
+    pub open_timeout: f64,
     /// Seconds to wait for every client's push of one message.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
@@ -140,9 +143,16 @@ impl Idlers {
             seen: vec![None; args.sessions],
             failures: Failures::default(),
         };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.open_timeout);
         let mut settled = 0;
         while settled < args.sessions {
-            match idlers.events.recv().await {
+            let Ok(event) = tokio::time::timeout_at(deadline, idlers.events.recv()).await else {
+                for _ in settled..args.sessions {
+                    idlers.failures.add("not idling before --open-timeout");
+                }
+                break;
+            };
+            match event {
                 Some(Event::Idling(id)) => {
                     idlers.seen[id] = Some(0);
                     settled += 1;
