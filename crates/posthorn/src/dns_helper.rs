@@ -99,6 +99,17 @@ pub fn plan(config: &Config, domain: &str, dkim: Option<(String, String)>) -> Ve
             },
         ));
     }
+    // Outlook's autodiscover, served by the https listener.
+    if let Some(https) = config.listeners.https {
+        out.push(rec(
+            format!("_autodiscover._tcp.{domain}"),
+            Kind::Srv {
+                priority: 0,
+                port: https.port(),
+                target: host.clone(),
+            },
+        ));
+    }
     for name in ["autoconfig", "autodiscover"] {
         out.push(rec(format!("{name}.{domain}"), Kind::Cname(host.clone())));
     }
@@ -594,6 +605,18 @@ mod tests {
             )
         );
         assert!(text.contains("autodiscover.example.org."));
+        assert!(!text.contains("_autodiscover"), "{text}");
+        let c = config("[listeners]\nhttps = \"0.0.0.0:443\"\n");
+        let text: Vec<String> = plan(&c, "example.org", None)
+            .iter()
+            .map(Record::line)
+            .collect();
+        assert!(
+            text.iter()
+                .any(|l| l.starts_with("_autodiscover._tcp.example.org.")
+                    && l.ends_with("IN SRV   0 1 443 mail.example.org.")),
+            "{text:?}"
+        );
         // Long TXT values are split into strings of at most 255 bytes.
         let dkim = lines.iter().find(|l| l.contains("_domainkey")).unwrap();
         assert_eq!(dkim.matches('"').count(), 4, "{dkim}");
