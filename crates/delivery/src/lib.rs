@@ -195,6 +195,9 @@ pub struct Deliverer {
     stages: Arc<Vec<Arc<dyn Stage>>>,
     /// Woken after a commit that queued mail to leave.
     queue_wake: Arc<Notify>,
+    /// Woken when existing queue entries changed outside the runner
+    /// (`queue flush`).
+    queue_rescan: Arc<Notify>,
     /// Distinguishes generated messages' IDs within one second.
     generated: Arc<AtomicU64>,
 }
@@ -222,6 +225,7 @@ impl Deliverer {
             policy: Arc::new(policy),
             stages: Arc::new(stages),
             queue_wake: Arc::new(Notify::new()),
+            queue_rescan: Arc::new(Notify::new()),
             generated: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -241,6 +245,12 @@ impl Deliverer {
     /// Notified whenever a commit adds to the outbound queue.
     pub fn queue_wake(&self) -> Arc<Notify> {
         self.queue_wake.clone()
+    }
+
+    /// Notify this after changing existing queue entries (e.g. making them
+    /// due now): the runner reads the whole queue again.
+    pub fn queue_rescan(&self) -> Arc<Notify> {
+        self.queue_rescan.clone()
     }
 
     /// A fresh ID for a message this server writes (bounces, replies).

@@ -8,8 +8,8 @@ mod client;
 pub mod dkim;
 pub mod route;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use delivery::Deliverer;
@@ -80,8 +80,26 @@ struct Inner {
     resolver: MessageAuthenticator,
     tls: TlsConnector,
     config: OutboundConfig,
-    /// Entries being delivered right now.
-    busy: Mutex<HashSet<QueueId>>,
+}
+
+/// The queue as the runner sees it.
+#[derive(Default)]
+struct Schedule {
+    /// Waiting entries by due time.
+    due: BTreeSet<(i64, QueueId)>,
+    /// Being delivered right now.
+    busy: HashSet<QueueId>,
+    /// The newest entry seen; newer ones are read on a wake-up.
+    last_id: QueueId,
+}
+
+impl Schedule {
+    fn add(&mut self, id: QueueId, at: i64) {
+        if !self.busy.contains(&id) {
+            self.due.insert((at, id));
+        }
+        self.last_id = self.last_id.max(id);
+    }
 }
 
 impl Outbound {
@@ -99,34 +117,71 @@ impl Outbound {
                 resolver,
                 tls,
                 config,
-                busy: Mutex::new(HashSet::new()),
             }),
         })
     }
 
     /// The scheduler: starts every due entry (up to the concurrency limit),
     /// then sleeps until the next one is due, new mail is queued or a
-    /// delivery ends. Returns when `shutdown` resolves, after letting
-    /// deliveries in flight finish for a few seconds.
+    /// delivery ends. It reads the whole queue once at start (and after
+    /// `queue flush`); later it only reads entries newer than the last it
+    /// saw, so a long queue costs nothing per new message. Returns when
+    /// `shutdown` resolves, after letting deliveries in flight finish for a
+    /// few seconds.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let wake = self.inner.deliverer.queue_wake();
+        let rescan = self.inner.deliverer.queue_rescan();
+        let mut schedule = Schedule::default();
         let mut tasks = JoinSet::new();
+        let mut spawned: HashMap<tokio::task::Id, QueueId> = HashMap::new();
+        let mut reload = true;
         tokio::pin!(shutdown);
         loop {
-            let next = match self.start_due(&mut tasks).await {
-                Ok(next) => next,
+            let loaded = if reload {
+                self.inner.store.queue().await
+            } else {
+                self.inner.store.queue_after(schedule.last_id).await
+            };
+            match loaded {
+                Ok(entries) => {
+                    if reload {
+                        schedule.due.clear();
+                    }
+                    reload = false;
+                    for (id, entry) in entries {
+                        schedule.add(id, entry.next_attempt);
+                    }
+                }
                 Err(e) => {
                     warn!(error = %e, "outbound queue unreadable; retrying in 10 s");
-                    Some(now_unix() + 10)
+                    reload = true;
                 }
+            }
+            self.start_due(&mut schedule, &mut tasks, &mut spawned);
+            let sleep = match (reload, schedule.due.first()) {
+                (true, _) => Duration::from_secs(10),
+                (false, Some(&(at, _))) => {
+                    Duration::from_secs((at - now_unix()).clamp(1, 3600) as u64)
+                }
+                (false, None) => Duration::from_secs(3600),
             };
-            let sleep = next.map_or(Duration::from_secs(3600), |t| {
-                Duration::from_secs((t - now_unix()).clamp(1, 3600) as u64)
-            });
             tokio::select! {
                 _ = wake.notified() => {}
+                _ = rescan.notified() => reload = true,
                 _ = tokio::time::sleep(sleep) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let (task, next) = match done {
+                        Ok((task, next)) => (task, next),
+                        // A delivery that panicked is tried again later.
+                        Err(e) => (e.id(), Some(now_unix() + 60)),
+                    };
+                    if let Some(id) = spawned.remove(&task) {
+                        schedule.busy.remove(&id);
+                        if let Some(at) = next {
+                            schedule.due.insert((at, id));
+                        }
+                    }
+                }
                 _ = &mut shutdown => break,
             }
         }
@@ -139,47 +194,26 @@ impl Outbound {
         }
     }
 
-    /// Starts due entries; returns when the next waiting one is due.
-    async fn start_due(&self, tasks: &mut JoinSet<()>) -> Result<Option<i64>, store::StoreError> {
+    /// Starts due entries while there is room.
+    fn start_due(
+        &self,
+        schedule: &mut Schedule,
+        tasks: &mut JoinSet<Option<i64>>,
+        spawned: &mut HashMap<tokio::task::Id, QueueId>,
+    ) {
         let now = now_unix();
-        let mut next: Option<i64> = None;
-        for (id, entry) in self.inner.store.queue().await? {
-            if self.is_busy(id) {
-                continue;
+        while tasks.len() < self.inner.config.concurrency {
+            let Some(&(at, id)) = schedule.due.first() else {
+                break;
+            };
+            if at > now {
+                break;
             }
-            if entry.next_attempt > now {
-                next = Some(next.map_or(entry.next_attempt, |n| n.min(entry.next_attempt)));
-                continue;
-            }
-            if tasks.len() >= self.inner.config.concurrency {
-                // A finishing delivery wakes the loop.
-                continue;
-            }
-            self.set_busy(id, true);
+            schedule.due.pop_first();
+            schedule.busy.insert(id);
             let this = self.clone();
-            let span = tracing::info_span!("outbound", queue_id = id, domain = %entry.domain);
-            tasks.spawn(
-                async move {
-                    this.attempt(id, entry).await;
-                    this.set_busy(id, false);
-                }
-                .instrument(span),
-            );
-        }
-        Ok(next)
-    }
-
-    fn is_busy(&self, id: QueueId) -> bool {
-        self.inner.busy.lock().is_ok_and(|b| b.contains(&id))
-    }
-
-    fn set_busy(&self, id: QueueId, busy: bool) {
-        if let Ok(mut b) = self.inner.busy.lock() {
-            if busy {
-                b.insert(id);
-            } else {
-                b.remove(&id);
-            }
+            let task = tasks.spawn(async move { this.attempt(id).await });
+            spawned.insert(task.id(), id);
         }
     }
 
@@ -207,20 +241,37 @@ impl Outbound {
         Ok(body)
     }
 
-    /// One delivery attempt of one entry, then its settlement.
-    async fn attempt(&self, id: QueueId, entry: QueuedMessage) {
-        let message = match self.message(&entry).await {
-            Ok(m) => m,
+    /// One delivery attempt of one entry, then its settlement; returns when
+    /// the entry is due again, or `None` once it is gone.
+    async fn attempt(&self, id: QueueId) -> Option<i64> {
+        let entry = match self.inner.store.queue_entry(id).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return None,
             Err(e) => {
-                warn!(error = %e, "queued message unreadable");
-                let results = vec![RcptResult::Temporary(e.to_string()); entry.recipients.len()];
-                self.settle(id, entry, &results, None, b"").await;
-                return;
+                warn!(queue_id = id, error = %e, "queue entry unreadable");
+                return Some(now_unix() + 60);
             }
         };
-        let (results, mta) = self.send(&entry, &message).await;
-        self.settle(id, entry, &results, mta.as_deref(), &message)
-            .await;
+        if entry.next_attempt > now_unix() {
+            return Some(entry.next_attempt);
+        }
+        let span = tracing::info_span!("outbound", queue_id = id, domain = %entry.domain);
+        async move {
+            let message = match self.message(&entry).await {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(error = %e, "queued message unreadable");
+                    let results =
+                        vec![RcptResult::Temporary(e.to_string()); entry.recipients.len()];
+                    return self.settle(id, entry, &results, None, b"").await;
+                }
+            };
+            let (results, mta) = self.send(&entry, &message).await;
+            self.settle(id, entry, &results, mta.as_deref(), &message)
+                .await
+        }
+        .instrument(span)
+        .await
     }
 
     /// Tries each host in turn until one takes the transaction.
@@ -274,7 +325,8 @@ impl Outbound {
     }
 
     /// Removes delivered and failed recipients, schedules the rest, and
-    /// bounces or warns the sender, in one commit.
+    /// bounces or warns the sender, in one commit. Returns when the entry is
+    /// due again (`None`: it is gone).
     async fn settle(
         &self,
         id: QueueId,
@@ -282,7 +334,7 @@ impl Outbound {
         results: &[RcptResult],
         mta: Option<&str>,
         message: &[u8],
-    ) {
+    ) -> Option<i64> {
         let config = &self.inner.config;
         let now = now_unix();
         let expired = now - entry.created >= config.give_up_after.as_secs() as i64;
@@ -339,6 +391,8 @@ impl Outbound {
         } else {
             Vec::new()
         };
+        let retry_at = now + config.backoff(entry.attempts);
+        let next = (!remaining.is_empty()).then_some(retry_at);
         let settle = if remaining.is_empty() {
             Settle::Remove(id)
         } else {
@@ -348,7 +402,7 @@ impl Outbound {
                 Box::new(QueuedMessage {
                     recipients: remaining,
                     attempts,
-                    next_attempt: now + config.backoff(entry.attempts),
+                    next_attempt: retry_at,
                     last_error,
                     warned: entry.warned || warn_now,
                     ..entry.clone()
@@ -380,14 +434,16 @@ impl Outbound {
                 .await
             {
                 warn!(error = %e, "bounce not stored; the entry is retried");
-                return;
+                return Some(retry_at);
             }
         }
         if let Some(settle) = settle
             && let Err(e) = self.inner.store.settle_queue(vec![settle]).await
         {
             warn!(error = %e, "queue entry not updated; it is retried");
+            return Some(retry_at);
         }
+        next
     }
 }
 

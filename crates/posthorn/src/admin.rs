@@ -18,8 +18,9 @@ use crate::cli::{
 pub struct AdminContext {
     pub store: Store,
     pub directory: Directory,
-    /// The running daemon's outbound queue runner, woken by `queue flush`.
-    pub queue_wake: Option<Arc<Notify>>,
+    /// Makes the running daemon's outbound queue runner read the queue
+    /// again (`queue flush`).
+    pub queue_rescan: Option<Arc<Notify>>,
 }
 
 /// The DKIM record line to publish.
@@ -139,7 +140,7 @@ async fn run(
                 .collect();
             let n = settles.len();
             ctx.store.settle_queue(settles).await?;
-            if let Some(wake) = &ctx.queue_wake {
+            if let Some(wake) = &ctx.queue_rescan {
                 wake.notify_one();
             }
             write!(out, "{n} queued messages due now")?;
@@ -304,6 +305,7 @@ async fn run(
             subject_prefix,
             start,
             end,
+            delete_after_end,
             ..
         }) => {
             let mut ar = Autoresponder {
@@ -311,6 +313,7 @@ async fn run(
                 body,
                 start: date(start)?,
                 end: date(end)?,
+                delete_after_end,
                 ..Default::default()
             };
             if let Some(p) = subject_prefix {

@@ -270,6 +270,9 @@ pub enum AutoresponderCmd {
         start: Option<String>,
         #[arg(long, value_name = "YYYY-MM-DD")]
         end: Option<String>,
+        /// Remove the autoresponder once the end date has passed.
+        #[arg(long)]
+        delete_after_end: bool,
     },
     Off {
         address: String,

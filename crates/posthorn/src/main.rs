@@ -146,7 +146,7 @@ pub async fn admin_command(
         &AdminContext {
             store,
             directory,
-            queue_wake: None,
+            queue_rescan: None,
         },
         cmd,
     )

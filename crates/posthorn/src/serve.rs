@@ -270,7 +270,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
     let ctx = AdminContext {
         store: store.clone(),
         directory: directory.clone(),
-        queue_wake: Some(deliverer.queue_wake()),
+        queue_rescan: Some(deliverer.queue_rescan()),
     };
     let web = web::Web::new(web::WebConfig {
         directory: directory.clone(),

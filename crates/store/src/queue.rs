@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::blob::StagedBlob;
 use crate::message::{self, Appended, Target};
 use crate::records::{decode, encode};
-use crate::writer::{Txn, handle, scan_prefix};
+use crate::writer::{Txn, handle};
 use crate::{BlobId, Store, StoreError, keys};
 
 pub type QueueId = u64;
@@ -162,15 +162,27 @@ impl Store {
 
     /// Every queue entry, oldest first.
     pub async fn queue(&self) -> Result<Vec<(QueueId, QueuedMessage)>, StoreError> {
-        self.read(|db| {
-            scan_prefix(db, keys::CF_QUEUE, &[])?
-                .into_iter()
-                .map(|(k, v)| {
-                    let id =
-                        keys::be_u64(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
-                    Ok((id, decode("queue", &v)?))
-                })
-                .collect()
+        self.queue_after(0).await
+    }
+
+    /// Queue entries with ids above `id` (ids only grow): what was queued
+    /// since the runner last looked, without reading the whole queue.
+    pub async fn queue_after(
+        &self,
+        id: QueueId,
+    ) -> Result<Vec<(QueueId, QueuedMessage)>, StoreError> {
+        self.read(move |db| {
+            let from = id.saturating_add(1).to_be_bytes();
+            let mut out = Vec::new();
+            for item in db.iterator_cf(
+                handle(db, keys::CF_QUEUE)?,
+                rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
+            ) {
+                let (k, v) = item?;
+                let id = keys::be_u64(&k).ok_or_else(|| StoreError::Corrupt("queue key".into()))?;
+                out.push((id, decode("queue", &v)?));
+            }
+            Ok(out)
         })
         .await
     }
@@ -254,6 +266,8 @@ mod tests {
             3
         );
 
+        assert_eq!(store.queue_after(ids[0]).await.unwrap().len(), 1);
+        assert!(store.queue_after(ids[1]).await.unwrap().is_empty());
         store
             .settle_queue(vec![Settle::Remove(ids[1])])
             .await
