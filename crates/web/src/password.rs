@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -71,12 +71,21 @@ impl Limiter {
                 seen.clear();
             }
         }
-        let entry = seen.entry(ip.to_canonical()).or_insert((now, 0));
+        let entry = seen.entry(source(ip)).or_insert((now, 0));
         if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
         entry.1 += 1;
         entry.1 <= self.limit.attempts
+    }
+}
+
+/// The client an address stands for: an IPv4 address, or an IPv6 /64 (one
+/// customer's network; counting single IPv6 addresses would be no limit).
+fn source(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (!0u128 << 64))),
+        v4 => v4,
     }
 }
 
@@ -339,6 +348,14 @@ mod tests {
         assert!(!l.allow(a, t + Duration::from_secs(1)));
         assert!(l.allow(b, t));
         assert!(l.allow(a, t + Duration::from_secs(61)));
+        // One IPv6 /64 is one client; an IPv4-mapped address is its IPv4 one.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap_or(a);
+        assert!(l.allow(v6("2001:db8::1"), t));
+        assert!(l.allow(v6("2001:db8::2"), t));
+        assert!(!l.allow(v6("2001:db8::ffff:1"), t));
+        assert!(l.allow(v6("2001:db8:0:1::1"), t));
+        assert!(l.allow(v6("::ffff:192.0.2.1"), t + Duration::from_secs(62)));
+        assert!(!l.allow(a, t + Duration::from_secs(63)));
     }
 
     #[test]
