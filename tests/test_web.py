@@ -33,9 +33,13 @@ class WebServer(Server):
 
     def __init__(self, tmp, extra=""):
         super().__init__(tmp)
-        self.ports["http"] = free_port()
-        self.ports["https"] = free_port()
         self.write_config(f'\n[http]\nadmin_token = "{TOKEN}"\n{extra}')
+
+    def write_config(self, extra=""):
+        # Also after Server.start picked new ports for a port taken meanwhile.
+        for name in ("http", "https"):
+            self.ports.setdefault(name, free_port())
+        super().write_config(extra)
 
     def url(self, listener, path):
         scheme = "https" if listener == "https" else "http"
