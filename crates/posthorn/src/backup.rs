@@ -6,8 +6,10 @@
 //! `backup restore` work on the folder directly.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use directory::now_unix as unix_now;
+use imap::proto::date::{format_date_time, parse_date_time};
 use store::{Store, StoreOptions};
 use tokio::sync::watch;
 
@@ -265,66 +267,47 @@ pub fn scheduled(
     })
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+/// Month names as in IMAP dates, for backup ids' month numbers.
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// Day (`01`), month (`Nov`), year and `hh:mm:ss` of `unix` in UTC, from the
+/// IMAP date code (`01-Nov-2026 23:05:00 +0000`).
+pub(crate) fn utc_parts(unix: i64) -> [String; 4] {
+    let t = format_date_time(unix);
+    let mut parts = t.split([' ', '-']).map(str::to_string);
+    std::array::from_fn(|_| parts.next().unwrap_or_default())
 }
 
 /// `20261123T230500Z`.
 fn format_id(unix: i64) -> String {
-    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
-    let s = unix.rem_euclid(86_400);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    let [d, mon, y, time] = utc_parts(unix);
+    let m = MONTHS.iter().position(|x| *x == mon).map_or(0, |i| i + 1);
+    format!("{y}{m:02}{d}T{}Z", time.replace(':', ""))
 }
 
 /// The time of a backup id (`format_id`, optionally with a `-N` suffix).
 fn parse_id(id: &str) -> Option<i64> {
     let base = id.split_once('-').map_or(id, |(b, _)| b);
     let b = base.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    if b.len() != 16
+        || b[8] != b'T'
+        || b[15] != b'Z'
+        || !b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+    {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = base.get(r)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
-    let (h, mi, s) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
+    let month: usize = base[4..6].parse().ok()?;
+    let mon = MONTHS.get(month.checked_sub(1)?)?;
+    parse_date_time(&format!(
+        "{}-{mon}-{} {}:{}:{} +0000",
+        &base[6..8],
+        &base[..4],
+        &base[9..11],
+        &base[11..13],
+        &base[13..15]
+    ))
 }
 
 #[cfg(test)]

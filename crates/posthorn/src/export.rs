@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
+use directory::now_unix as now;
+use imap::proto::date::parse_date_time;
 use imap::proto::utf7;
 use store::{Flags, MailboxRef, StagedBlob, Store, StoreError, Target};
 
@@ -32,6 +34,13 @@ const LETTERS: [(char, u8); 4] = [
     ('F', Flags::FLAGGED),
     ('R', Flags::ANSWERED),
     ('S', Flags::SEEN),
+];
+/// `X-Status:` letters in mbox files (mutt, Dovecot); `Status: R` is `\Seen`.
+const X_STATUS: [(u8, u8); 4] = [
+    (b'A', Flags::ANSWERED),
+    (b'F', Flags::FLAGGED),
+    (b'T', Flags::DRAFT),
+    (b'D', Flags::DELETED),
 ];
 /// `T` (trashed) is `\Deleted`.
 const TRASHED: (char, u8) = ('T', Flags::DELETED);
@@ -254,49 +263,30 @@ impl Keywords {
     }
 }
 
-/// asctime as in mbox `From ` lines: `Mon Nov 23 23:05:00 2026`.
+/// asctime as in mbox `From ` lines: `Mon Nov 23 23:05:00 2026`, from the
+/// IMAP date (`23-Nov-2026 23:05:00 +0000`).
 fn asctime(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix.div_euclid(86_400);
-    let (y, m, d) = crate::backup::civil_from_days(days);
-    let s = unix.rem_euclid(86_400);
+    let weekday = DAYS[usize::try_from(unix.div_euclid(86_400).rem_euclid(7)).unwrap_or(0)];
+    let [d, mon, y, time] = crate::backup::utc_parts(unix);
     format!(
-        "{} {} {d:2} {:02}:{:02}:{:02} {y}",
-        DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)],
-        MONTHS[usize::try_from(m - 1).unwrap_or(0)],
-        s / 3600,
-        s / 60 % 60,
-        s % 60
+        "{weekday} {mon} {:>2} {time} {y}",
+        d.trim_start_matches('0')
     )
 }
 
+/// The date at the end of a `From ` line (`... Mon Nov 23 23:05:00 2026`).
 fn parse_asctime(text: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let words: Vec<&str> = text.split_whitespace().collect();
-    let n = words.len();
-    if n < 5 {
+    let [.., mon, day, time, year] = words.as_slice() else {
         return None;
-    }
-    // The date is the last five words: Mon Nov 23 23:05:00 2026.
-    let (mon, day, time, year) = (words[n - 4], words[n - 3], words[n - 2], words[n - 1]);
-    let m = i64::try_from(MONTHS.iter().position(|x| x.eq_ignore_ascii_case(mon))? + 1).ok()?;
-    let d: i64 = day.parse().ok()?;
-    let y: i64 = year.parse().ok()?;
-    let mut hms = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, mi, s) = (
-        hms.next()??,
-        hms.next()??,
-        hms.next().flatten().unwrap_or(0),
-    );
-    if !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    Some(crate::backup::days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + s)
+    };
+    let time = if time.len() == 5 {
+        format!("{time}:00")
+    } else {
+        time.to_string()
+    };
+    parse_date_time(&format!("{day}-{mon}-{year} {time} +0000"))
 }
 
 /// One message in mboxrd form: `From ` line, LF line ends, `>From ` quoted.
@@ -312,14 +302,9 @@ fn write_mbox_message(
         status.push('R');
     }
     let mut x_status = String::new();
-    for (c, bit) in [
-        ('A', Flags::ANSWERED),
-        ('F', Flags::FLAGGED),
-        ('T', Flags::DRAFT),
-        ('D', Flags::DELETED),
-    ] {
+    for (c, bit) in X_STATUS {
         if flags.system & bit != 0 {
-            x_status.push(c);
+            x_status.push(char::from(c));
         }
     }
     // Flags as mutt and Dovecot write them, before the message's own header.
@@ -659,13 +644,8 @@ fn mbox_flags(message: &[u8]) -> (Vec<u8>, Flags) {
                 flags.system |= Flags::SEEN;
             }
         } else if let Some(v) = lower.strip_prefix(b"x-status:") {
-            for (c, bit) in [
-                (b'a', Flags::ANSWERED),
-                (b'f', Flags::FLAGGED),
-                (b't', Flags::DRAFT),
-                (b'd', Flags::DELETED),
-            ] {
-                if v.contains(&c) {
+            for (c, bit) in X_STATUS {
+                if v.contains(&c.to_ascii_lowercase()) {
                     flags.system |= bit;
                 }
             }
@@ -717,12 +697,6 @@ fn walk(
         }
     }
     Ok(())
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 /// `account import ADDRESS DIR`: a Maildir if DIR has `cur/` or `new/`, else

@@ -3,7 +3,7 @@
 //! receiving server would object to (RFC 7208), and counts the terms that cost
 //! DNS lookups against the limit of 10 (§4.6.4).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use mail_auth::common::parse::TxtRecordParser;
 
@@ -313,26 +313,20 @@ fn directive(r: &mut Report, term: &str, all_seen: &mut bool) {
                 "\"{term}\": ptr is slow and unreliable, and RFC 7208 §5.5 says not to use it"
             ));
         }
-        "ip4" => match arg_after_colon {
-            Some(net) => {
-                if let Err(e) = check_ip4(net) {
-                    r.errors.push(format!("\"{term}\": {e}"));
-                }
+        "ip4" | "ip6" => {
+            let (v6, example) = if name.eq_ignore_ascii_case("ip6") {
+                (true, "ip6:2001:db8::/32")
+            } else {
+                (false, "ip4:203.0.113.0/24")
+            };
+            match arg_after_colon.map(|net| check_network(net, v6)) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => r.errors.push(format!("\"{term}\": {e}")),
+                None => r.errors.push(format!(
+                    "\"{term}\": {name} needs an address, as in \"{example}\""
+                )),
             }
-            None => r.errors.push(format!(
-                "\"{term}\": ip4 needs an address, as in \"ip4:203.0.113.0/24\""
-            )),
-        },
-        "ip6" => match arg_after_colon {
-            Some(net) => {
-                if let Err(e) = check_ip6(net) {
-                    r.errors.push(format!("\"{term}\": {e}"));
-                }
-            }
-            None => r.errors.push(format!(
-                "\"{term}\": ip6 needs an address, as in \"ip6:2001:db8::/32\""
-            )),
-        },
+        }
         "ipv4" | "ipv6" => r.errors.push(format!(
             "\"{term}\": the mechanism is spelled \"{}\"",
             if name.eq_ignore_ascii_case("ipv4") {
@@ -375,41 +369,43 @@ fn dual_cidr(text: &str) -> Result<(), String> {
 
 /// An IPv4 address or network, e.g. `203.0.113.0/24`.
 pub fn check_ip4(text: &str) -> Result<(), String> {
-    let (addr, len) = match text.split_once('/') {
-        Some((a, l)) => (a, Some(prefix(l, 32)?)),
-        None => (text, None),
-    };
-    let ip: Ipv4Addr = addr
-        .parse()
-        .map_err(|_| format!("\"{addr}\" is not an IPv4 address"))?;
-    if let Some(len) = len
-        && len < 32
-        && u32::from(ip) & (u32::MAX >> len) != 0
-    {
-        return Err(format!(
-            "{addr} has bits set past /{len}; the network is {}/{len}",
-            Ipv4Addr::from(u32::from(ip) & !(u32::MAX >> len))
-        ));
-    }
-    Ok(())
+    check_network(text, false)
 }
 
 /// An IPv6 address or network, e.g. `2001:db8::/32`.
 pub fn check_ip6(text: &str) -> Result<(), String> {
+    check_network(text, true)
+}
+
+/// An address with an optional prefix length whose host bits are zero.
+fn check_network(text: &str, v6: bool) -> Result<(), String> {
+    let (bits, family) = if v6 { (128, "IPv6") } else { (32, "IPv4") };
     let (addr, len) = match text.split_once('/') {
-        Some((a, l)) => (a, Some(prefix(l, 128)?)),
-        None => (text, None),
+        Some((a, l)) => (a, prefix(l, bits)?),
+        None => (text, bits),
     };
-    let ip: Ipv6Addr = addr
-        .parse()
-        .map_err(|_| format!("\"{addr}\" is not an IPv6 address"))?;
-    if let Some(len) = len
-        && len < 128
-        && u128::from(ip) & (u128::MAX >> len) != 0
-    {
+    let ip = addr
+        .parse::<IpAddr>()
+        .ok()
+        .filter(|ip| ip.is_ipv6() == v6)
+        .ok_or_else(|| format!("\"{addr}\" is not an {family} address"))?;
+    let value = match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    // The host part: the low `bits - len` bits.
+    let host = u128::MAX
+        .checked_shr(128 - u32::from(bits) + u32::from(len))
+        .unwrap_or(0);
+    if value & host != 0 {
+        let net = value & !host;
+        let net = if v6 {
+            IpAddr::V6(Ipv6Addr::from(net))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(u32::try_from(net).unwrap_or(0)))
+        };
         return Err(format!(
-            "{addr} has bits set past /{len}; the network is {}/{len}",
-            Ipv6Addr::from(u128::from(ip) & !(u128::MAX >> len))
+            "{addr} has bits set past /{len}; the network is {net}/{len}"
         ));
     }
     Ok(())
