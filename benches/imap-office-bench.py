@@ -99,26 +99,34 @@ def office(port, user, password, seconds, out, filled=1000):
         exists = login_select(c)
     commands, start = 0, time.time()
     end = start + seconds
+    spent = {}
+
+    def timed(name, f, *args):
+        t = time.perf_counter()
+        r = f(*args)
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
+        return r
+
     while time.time() < end:
         last = rng.randint(20, exists)
         m = rng.randint(1, exists)
-        for line in (
-            b"SELECT INBOX",
-            b"FETCH %d:%d (ENVELOPE FLAGS)" % (last - 19, last),
-            b"FETCH %d BODY.PEEK[HEADER]" % m,
-            b"FETCH %d BODY[]" % m,
-            b"STORE %d +FLAGS (\\Flagged)" % m,
-            b"STORE %d -FLAGS (\\Flagged)" % m,
-            b"SEARCH UNSEEN",
-            b'UID SEARCH FROM "carol"',
-            b"NOOP",
+        for name, line in (
+            ("SELECT", b"SELECT INBOX"),
+            ("FETCH envelopes", b"FETCH %d:%d (ENVELOPE FLAGS)" % (last - 19, last)),
+            ("FETCH header", b"FETCH %d BODY.PEEK[HEADER]" % m),
+            ("FETCH body", b"FETCH %d BODY[]" % m),
+            ("STORE +", b"STORE %d +FLAGS (\\Flagged)" % m),
+            ("STORE -", b"STORE %d -FLAGS (\\Flagged)" % m),
+            ("SEARCH UNSEEN", b"SEARCH UNSEEN"),
+            ("SEARCH FROM", b'UID SEARCH FROM "carol"'),
+            ("NOOP", b"NOOP"),
         ):
-            c.command(line)
-        uid = c.append(NEW_MESSAGE % rng.randrange(1 << 30))
-        c.command(b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)
-        c.command(b"UID EXPUNGE %d" % uid)
+            timed(name, c.command, line)
+        uid = timed("APPEND", c.append, NEW_MESSAGE % rng.randrange(1 << 30))
+        timed("STORE \\Deleted", c.command, b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)
+        timed("UID EXPUNGE", c.command, b"UID EXPUNGE %d" % uid)
         commands += 12
-    out.put(commands / (time.time() - start))
+    out.put((commands / (time.time() - start), commands // 12, spent))
     c.command(b"LOGOUT")
 
 
@@ -130,7 +138,7 @@ def sessions(port, user, password, seconds, out, _filled=0):
         c.command(b"LOGOUT")
         c.s.close()
         n += 1
-    out.put(n / (time.time() - start))
+    out.put((n / (time.time() - start), n, {}))
 
 
 def run(target, port, count, seconds, domain, password, filled=0):
@@ -145,10 +153,15 @@ def run(target, port, count, seconds, domain, password, filled=0):
     ]
     for p in procs:
         p.start()
-    total = sum(out.get() for _ in procs)
+    results = [out.get() for _ in procs]
     for p in procs:
         p.join()
-    return total
+    rounds = sum(r[1] for r in results)
+    spent = {}
+    for _, _, s in results:
+        for name, t in s.items():
+            spent[name] = spent.get(name, 0.0) + t
+    return sum(r[0] for r in results), {k: v / max(rounds, 1) for k, v in spent.items()}
 
 
 def main():
@@ -156,9 +169,10 @@ def main():
     domain, password = sys.argv[4], sys.argv[5]
     filled = int(sys.argv[6]) if len(sys.argv) > 6 else 1000
     run(office, port, count, 0, domain, password, filled)  # fill, untimed
-    rate = run(office, port, count, seconds, domain, password, filled)
+    rate, latency = run(office, port, count, seconds, domain, password, filled)
     print(f"office mix, {count} persistent sessions: {rate:,.0f} commands/s")
-    rate = run(sessions, port, count, seconds, domain, password)
+    print("  mean latency: " + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in latency.items()))
+    rate, _ = run(sessions, port, count, seconds, domain, password)
     print(f"new sessions (connect, LOGIN, SELECT, LOGOUT), {count} clients: {rate:,.0f} sessions/s")
 
 

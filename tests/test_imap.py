@@ -104,6 +104,7 @@ def test_imaps_login_by_short_id_and_capabilities(imap):
         "LIST-EXTENDED",
         "LIST-STATUS",
         "STATUS=SIZE",
+        "SEARCHRES",
     ]:
         assert cap in caps
     assert "AUTH=PLAIN" not in caps
@@ -815,4 +816,33 @@ def test_imap4rev2_enable_switches_response_forms(imap):
     ], lines
     _, bad = command(s, f, "m", 'LIST (RECURSIVEMATCH) "" "*"')
     assert bad.startswith(b"m BAD"), bad
+    s.close()
+
+
+def test_searchres_saved_result(imap):
+    c = connect(imap)
+    uids = [append(c, "INBOX", msg(f"saved {i}")) for i in range(4)]
+    c.logout()
+    s, f = raw_login(imap)
+    command(s, f, "a", "SELECT INBOX")
+    command(s, f, "b", "STORE 2,4 +FLAGS.SILENT (\\Flagged)")
+    # SAVE alone answers nothing but the tagged OK (RFC 5182 §2.1).
+    lines, ok = command(s, f, "c", "SEARCH RETURN (SAVE) FLAGGED")
+    assert lines == [] and ok.startswith(b"c OK"), (lines, ok)
+    lines, _ = command(s, f, "d", "FETCH $ (UID)")
+    assert lines == [
+        f"* 2 FETCH (UID {uids[1]})\r\n".encode(),
+        f"* 4 FETCH (UID {uids[3]})\r\n".encode(),
+    ], lines
+    _, ok = command(s, f, "e", "UID COPY $ Archive")
+    assert ok.startswith(b"e OK [COPYUID"), ok
+    # `$` as a search key, combined with others; SAVE with MIN keeps one.
+    lines, _ = command(s, f, "f", "UID SEARCH RETURN (SAVE MIN) UID $ FLAGGED")
+    assert lines == [f'* ESEARCH (TAG "f") UID MIN {uids[1]}\r\n'.encode()], lines
+    lines, _ = command(s, f, "g", "UID SEARCH UID $")
+    assert lines == [f"* SEARCH {uids[1]}\r\n".encode()], lines
+    # A new selection forgets the saved result.
+    command(s, f, "h", "SELECT INBOX")
+    lines, _ = command(s, f, "i", "SEARCH $")
+    assert lines == [b"* SEARCH\r\n"], lines
     s.close()

@@ -99,6 +99,8 @@ pub struct SearchReturn {
     pub max: bool,
     pub count: bool,
     pub all: bool,
+    /// SAVE (RFC 5182 §2.1): keep the result for `$`.
+    pub save: bool,
 }
 
 impl SearchReturn {
@@ -107,7 +109,14 @@ impl SearchReturn {
         max: false,
         count: false,
         all: true,
+        save: false,
     };
+
+    /// Whether an ESEARCH response is sent: not for SAVE alone
+    /// (RFC 5182 §2.1).
+    pub fn responds(&self) -> bool {
+        self.min || self.max || self.count || self.all
+    }
 }
 
 /// What a client knew of a mailbox when it last synchronized.
@@ -569,6 +578,10 @@ impl<'a> Parser<'a> {
     }
 
     fn seq_set(&mut self) -> R<SeqSet> {
+        if self.peek() == Some(b'$') {
+            self.pos += 1;
+            return Ok(SeqSet::saved());
+        }
         let s = self.take_while(|b| b.is_ascii_digit() || b":,*".contains(&b));
         SeqSet::parse(s).ok_or_else(|| "invalid sequence set".into())
     }
@@ -1162,6 +1175,7 @@ impl<'a> Parser<'a> {
                 "MAX" => ret.max = true,
                 "COUNT" => ret.count = true,
                 "ALL" => ret.all = true,
+                "SAVE" => ret.save = true,
                 other => return Err(format!("unsupported search return option {other}")),
             }
         }
@@ -1233,7 +1247,10 @@ impl<'a> Parser<'a> {
             let keys = self.nonempty_list_of("search key", Self::search_key)?;
             return Ok(SearchKey::And(keys));
         }
-        if self.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+        if self
+            .peek()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
+        {
             return Ok(SearchKey::Seq(self.seq_set()?));
         }
         let word = self.atom()?.to_ascii_uppercase();
@@ -1636,9 +1653,29 @@ mod tests {
                 min: true,
                 max: true,
                 count: true,
-                all: false
+                all: false,
+                save: false
             })
         );
+        // SEARCHRES (RFC 5182): SAVE, and `$` wherever a set may be.
+        let Command::Search { ret, key, .. } = cmd("a SEARCH RETURN (SAVE) UID $") else {
+            panic!()
+        };
+        assert!(ret.is_some_and(|r| r.save && !r.responds()));
+        assert_eq!(key, SearchKey::Uid(SeqSet::saved()));
+        let Command::Search { key, .. } = cmd("a SEARCH $ SEEN") else {
+            panic!()
+        };
+        assert_eq!(
+            key,
+            SearchKey::And(vec![
+                SearchKey::Seq(SeqSet::saved()),
+                SearchKey::Flag(Flags::SEEN, true)
+            ])
+        );
+        assert!(matches!(cmd("a UID FETCH $ FLAGS"), Command::Fetch { set, .. } if set.is_saved()));
+        assert!(matches!(cmd("a COPY $ Trash"), Command::Copy { set, .. } if set.is_saved()));
+        assert!(parse(b"a FETCH 1,$ FLAGS").is_err());
         let Command::Search { uid, key, .. } = cmd("a UID SEARCH RETURN (ALL) 1:5 SEEN") else {
             panic!()
         };

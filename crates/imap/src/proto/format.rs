@@ -547,6 +547,7 @@ mod tests {
             max: true,
             count: true,
             all: true,
+            save: false,
         };
         assert_eq!(
             esearch("a1", false, all, &[2, 3, 4, 9], None),

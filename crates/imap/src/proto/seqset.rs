@@ -26,6 +26,17 @@ pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
 pub const MAX_RANGES: usize = 10_000;
 
 impl SeqSet {
+    /// `$` (RFC 5182 §2.1): the session's saved search result. It is held
+    /// as an empty list of ranges, which [`SeqSet::parse`] never returns,
+    /// so code that does not know `$` sees a set naming nothing.
+    pub fn saved() -> SeqSet {
+        SeqSet(Vec::new())
+    }
+
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Parses `1,3:5,7:*`.
     pub fn parse(s: &[u8]) -> Option<SeqSet> {
         let mut ranges = Vec::new();

@@ -1,10 +1,13 @@
 //! SEARCH and UID SEARCH (RFC 3501 §6.4.4). Flag, size, date and set keys
-//! use the records only; header keys read each message's header block, BODY
-//! and TEXT stream the message in chunks.
+//! use the records only; FROM, TO, CC, BCC, SUBJECT and the SENT* dates the
+//! envelope computed at delivery (read 256 messages per store call); other
+//! header keys read each message's header block, BODY and TEXT stream the
+//! message in chunks.
 
 use std::io;
 
 use store::{BlobId, MessageRecord};
+use summary::{Address, Envelope};
 
 use super::Session;
 use crate::proto::date::{day_of, parse_header_date};
@@ -12,10 +15,15 @@ use crate::proto::{SearchKey, SearchReturn, format};
 
 /// Header bytes read per message for header keys.
 const MAX_HEADER: u64 = 256 * 1024;
+/// Messages whose summaries are read in one store call.
+const BATCH: usize = 256;
 
 /// What evaluating a key needs besides the record.
 #[derive(Default)]
 struct Needs {
+    /// The summary's envelope (address and subject keys, SENT* dates).
+    envelope: bool,
+    /// The raw header block (any other header field).
     header: bool,
     /// A MODSEQ key: the result carries the highest modseq (RFC 7162 §3.1.5).
     modseq: bool,
@@ -31,10 +39,11 @@ fn needs(key: &SearchKey, n: &mut Needs) {
             needs(b, n);
         }
         SearchKey::Not(k) => needs(k, n),
+        SearchKey::Header(name, _) if envelope_field(name).is_none() => n.header = true,
         SearchKey::Header(..)
         | SearchKey::SentBefore(_)
         | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => n.header = true,
+        | SearchKey::SentSince(_) => n.envelope = true,
         SearchKey::ModSeq(_) => n.modseq = true,
         SearchKey::Body(s) => n.texts.push((false, s.clone())),
         SearchKey::Text(s) => n.texts.push((true, s.clone())),
@@ -49,6 +58,10 @@ struct Candidate<'a> {
     count: u32,
     largest_uid: u32,
     rec: &'a MessageRecord,
+    /// The saved result, for `$` (RFC 5182).
+    saved: &'a [u32],
+    /// The envelope, when the keys need it and the summary is complete.
+    envelope: Option<&'a Envelope>,
     /// Unfolded header fields: lowercase name, value.
     header: Vec<(String, Vec<u8>)>,
     /// Results of `Needs::texts`, consumed in the same order.
@@ -58,9 +71,74 @@ struct Candidate<'a> {
 impl Candidate<'_> {
     /// The Date header's date.
     fn sent(&self) -> Option<i64> {
+        if let Some(env) = self.envelope {
+            return parse_header_date(env.date.as_deref()?);
+        }
         let (_, v) = self.header.iter().find(|(n, _)| n == "date")?;
         parse_header_date(&String::from_utf8_lossy(v))
     }
+
+    /// Whether header field `name` contains `value`: from the envelope for
+    /// the fields it has, else from the header block.
+    fn header_contains(&self, name: &str, value: &str) -> bool {
+        if let (Some(env), Some(field)) = (self.envelope, envelope_field(name)) {
+            return match field {
+                EnvelopeField::Subject => env
+                    .subject
+                    .as_ref()
+                    .is_some_and(|s| contains_ci(s.as_bytes(), value.as_bytes())),
+                EnvelopeField::Addresses(pick) => {
+                    let list = pick(env);
+                    !list.is_empty()
+                        && contains_ci(addresses_text(list).as_bytes(), value.as_bytes())
+                }
+            };
+        }
+        self.header
+            .iter()
+            .any(|(n, v)| n == name && contains_ci(v, value.as_bytes()))
+    }
+}
+
+/// Header fields the envelope holds, decoded at delivery.
+enum EnvelopeField {
+    Subject,
+    Addresses(fn(&Envelope) -> &[Address]),
+}
+
+fn envelope_field(name: &str) -> Option<EnvelopeField> {
+    Some(match name {
+        "subject" => EnvelopeField::Subject,
+        "from" => EnvelopeField::Addresses(|e| &e.from),
+        "to" => EnvelopeField::Addresses(|e| &e.to),
+        "cc" => EnvelopeField::Addresses(|e| &e.cc),
+        "bcc" => EnvelopeField::Addresses(|e| &e.bcc),
+        _ => return None,
+    })
+}
+
+/// An address list as a header would show it: `Name <box@host>, ...`.
+fn addresses_text(list: &[Address]) -> String {
+    let mut out = String::new();
+    for a in list {
+        if let Some(group) = &a.group {
+            out.push_str(group);
+            out.push_str(": ");
+            continue;
+        }
+        if let Some(name) = &a.name {
+            out.push_str(name);
+            out.push(' ');
+        }
+        out.push('<');
+        out.push_str(a.mailbox.as_deref().unwrap_or(""));
+        if let Some(host) = &a.host {
+            out.push('@');
+            out.push_str(host);
+        }
+        out.push_str(">, ");
+    }
+    out
 }
 
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
@@ -88,6 +166,7 @@ fn eval(key: &SearchKey, c: &Candidate<'_>, text_index: &mut usize) -> bool {
             x || y
         }
         SearchKey::Not(k) => !eval(k, c, text_index),
+        SearchKey::Seq(set) | SearchKey::Uid(set) if set.is_saved() => c.saved.contains(&c.uid),
         SearchKey::Seq(set) => set.contains(c.seq, c.count),
         SearchKey::Uid(set) => set.contains(c.uid, c.largest_uid),
         SearchKey::Flag(bit, set) => (c.rec.flags.system & bit != 0) == *set,
@@ -108,10 +187,7 @@ fn eval(key: &SearchKey, c: &Candidate<'_>, text_index: &mut usize) -> bool {
         SearchKey::SentBefore(d) => c.sent().is_some_and(|s| s < *d),
         SearchKey::SentOn(d) => c.sent() == Some(*d),
         SearchKey::SentSince(d) => c.sent().is_some_and(|s| s >= *d),
-        SearchKey::Header(name, value) => c
-            .header
-            .iter()
-            .any(|(n, v)| n == name && contains_ci(v, value.as_bytes())),
+        SearchKey::Header(name, value) => c.header_contains(name, value),
         SearchKey::Body(_) | SearchKey::Text(_) => {
             let r = c.texts.get(*text_index).copied().unwrap_or(false);
             *text_index += 1;
@@ -145,24 +221,27 @@ fn header_fields(block: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 impl Session {
-    async fn header_of(&self, blob: BlobId) -> Result<Vec<(String, Vec<u8>)>, store::StoreError> {
-        let store = &self.inner.store;
-        let summary = store.summary(blob).await?;
-        let reader = store.open_blob(blob).await?;
-        let len = summary.root.body_offset.min(MAX_HEADER);
+    /// The header block (its first `body_offset` bytes) of a message.
+    async fn header_of(
+        &self,
+        blob: BlobId,
+        body_offset: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, store::StoreError> {
+        let reader = self.inner.store.open_blob(blob).await?;
+        let len = body_offset.min(MAX_HEADER);
         Ok(header_fields(&reader.read_range(0, len).await?))
     }
 
-    /// Whether each needle occurs in the message (TEXT) or its body (BODY),
-    /// reading one chunk at a time with an overlap for matches across chunks.
+    /// Whether each needle occurs in the message (TEXT) or its body (BODY,
+    /// from `body_start`), reading one chunk at a time with an overlap for
+    /// matches across chunks.
     async fn texts_of(
         &self,
         blob: BlobId,
+        body_start: u64,
         texts: &[(bool, String)],
     ) -> Result<Vec<bool>, store::StoreError> {
-        let store = &self.inner.store;
-        let body_start = store.summary(blob).await?.root.body_offset;
-        let mut reader = store.open_blob(blob).await?;
+        let mut reader = self.inner.store.open_blob(blob).await?;
         let mut found = vec![false; texts.len()];
         let longest = texts.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
         let mut carry: Vec<u8> = Vec::new();
@@ -207,6 +286,7 @@ impl Session {
         };
         let mailbox = sel.id;
         let view: Vec<u32> = sel.uids.clone();
+        let saved: Vec<u32> = sel.saved.clone();
         let a = self.account();
         let records = match self.inner.store.list(a, mailbox, 1..=u32::MAX).await {
             Ok(r) => r,
@@ -218,47 +298,72 @@ impl Session {
         let largest_uid = view.last().copied().unwrap_or(0);
         let mut hits = Vec::new();
         let mut highest = 0;
-        for (u, rec) in &records {
-            // Messages the client has not been told about yet do not exist
-            // for it.
-            let Ok(i) = view.binary_search(u) else {
-                continue;
-            };
-            let header = if wants.header {
-                match self.header_of(rec.blob).await {
-                    Ok(h) => h,
+        // Messages the client has not been told about yet do not exist for
+        // it.
+        let visible: Vec<(usize, &(u32, MessageRecord))> = records
+            .iter()
+            .filter_map(|r| view.binary_search(&r.0).ok().map(|i| (i, r)))
+            .collect();
+        for batch in visible.chunks(BATCH) {
+            let summaries = if wants.envelope || wants.header || !wants.texts.is_empty() {
+                let blobs = batch.iter().map(|(_, (_, rec))| rec.blob).collect();
+                match self.inner.store.summaries(blobs).await {
+                    Ok(s) => s,
                     Err(e) => return Ok(super::store_error(e)),
                 }
             } else {
                 Vec::new()
             };
-            let texts = if wants.texts.is_empty() {
-                Vec::new()
-            } else {
-                match self.texts_of(rec.blob, &wants.texts).await {
-                    Ok(t) => t,
-                    Err(e) => return Ok(super::store_error(e)),
+            for (k, &(i, (u, rec))) in batch.iter().enumerate() {
+                let summary = summaries.get(k);
+                let envelope = summary.filter(|s| !s.truncated).map(|s| &s.envelope);
+                // A cut summary may lack envelope fields: read the header.
+                let header = if wants.header || (wants.envelope && envelope.is_none()) {
+                    let offset = summary.map_or(MAX_HEADER, |s| s.root.body_offset);
+                    match self.header_of(rec.blob, offset).await {
+                        Ok(h) => h,
+                        Err(e) => return Ok(super::store_error(e)),
+                    }
+                } else {
+                    Vec::new()
+                };
+                let texts = if wants.texts.is_empty() {
+                    Vec::new()
+                } else {
+                    let body_start = summary.map_or(0, |s| s.root.body_offset);
+                    match self.texts_of(rec.blob, body_start, &wants.texts).await {
+                        Ok(t) => t,
+                        Err(e) => return Ok(super::store_error(e)),
+                    }
+                };
+                let c = Candidate {
+                    saved: &saved,
+                    seq: i as u32 + 1,
+                    uid: *u,
+                    count,
+                    largest_uid,
+                    rec,
+                    envelope,
+                    header,
+                    texts,
+                };
+                if eval(key, &c, &mut 0) {
+                    hits.push(if uid { *u } else { c.seq });
+                    highest = highest.max(rec.modseq);
                 }
-            };
-            let c = Candidate {
-                seq: i as u32 + 1,
-                uid: *u,
-                count,
-                largest_uid,
-                rec,
-                header,
-                texts,
-            };
-            if eval(key, &c, &mut 0) {
-                hits.push(if uid { *u } else { c.seq });
-                highest = highest.max(rec.modseq);
             }
         }
         if wants.modseq {
             self.condstore = true;
         }
         let ret = ret.or(self.rev2.then_some(SearchReturn::ALL));
+        if let Some(r) = ret.filter(|r| r.save)
+            && let Some(sel) = self.selected.as_mut()
+        {
+            sel.saved = saved_uids(&hits, uid, &view, r);
+        }
         let out = match ret {
+            Some(ret) if !ret.responds() => String::new(),
             Some(ret) => format::esearch(tag, uid, ret, &hits, wants.modseq.then_some(highest)),
             None => {
                 let mut out = String::from("* SEARCH");
@@ -280,9 +385,91 @@ impl Session {
     }
 }
 
+/// What `SEARCH RETURN (SAVE ...)` keeps, as UIDs: the hits, or only the
+/// lowest and/or highest when MIN or MAX are asked without ALL or COUNT
+/// (RFC 5182 §2.4). `hits` are ascending UIDs or message numbers.
+fn saved_uids(hits: &[u32], uid: bool, view: &[u32], ret: SearchReturn) -> Vec<u32> {
+    let to_uid = |h: u32| {
+        if uid {
+            Some(h)
+        } else {
+            (h as usize)
+                .checked_sub(1)
+                .and_then(|i| view.get(i))
+                .copied()
+        }
+    };
+    let ends_only = (ret.min || ret.max) && !ret.all && !ret.count;
+    let picked: Vec<u32> = if ends_only {
+        let mut ends: Vec<u32> = Vec::new();
+        if let (true, Some(&min)) = (ret.min, hits.first()) {
+            ends.push(min);
+        }
+        if let (true, Some(&max)) = (ret.max, hits.last())
+            && ends.last() != Some(&max)
+        {
+            ends.push(max);
+        }
+        ends
+    } else {
+        hits.to_vec()
+    };
+    picked.into_iter().filter_map(to_uid).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_lists_as_text() {
+        let a = |name: Option<&str>, mailbox: &str, host: &str| Address {
+            name: name.map(str::to_string),
+            mailbox: Some(mailbox.into()),
+            host: Some(host.into()),
+            group: None,
+        };
+        let text = addresses_text(&[
+            a(Some("Carol Ö"), "carol", "example.net"),
+            a(None, "x", "y"),
+        ]);
+        assert_eq!(text, "Carol Ö <carol@example.net>, <x@y>, ");
+        assert!(contains_ci(text.as_bytes(), b"CAROL@example"));
+        assert!(envelope_field("from").is_some() && envelope_field("x-spam").is_none());
+    }
+
+    #[test]
+    fn saved_results() {
+        let view = [3, 5, 9, 12];
+        let save = |min, max, all| SearchReturn {
+            min,
+            max,
+            count: false,
+            all,
+            save: true,
+        };
+        assert_eq!(
+            saved_uids(&[1, 3, 4], false, &view, save(false, false, false)),
+            vec![3, 9, 12]
+        );
+        assert_eq!(
+            saved_uids(&[1, 3, 4], false, &view, save(true, true, false)),
+            vec![3, 12]
+        );
+        assert_eq!(
+            saved_uids(&[5, 9], true, &view, save(false, true, false)),
+            vec![9]
+        );
+        assert_eq!(
+            saved_uids(&[5, 9], true, &view, save(true, false, true)),
+            vec![5, 9]
+        );
+        assert_eq!(
+            saved_uids(&[9], true, &view, save(true, true, false)),
+            vec![9]
+        );
+        assert!(saved_uids(&[], true, &view, save(true, true, false)).is_empty());
+    }
 
     #[test]
     fn headers_unfold() {

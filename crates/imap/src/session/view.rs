@@ -27,6 +27,9 @@ pub(super) struct Selected {
     pub announced: usize,
     /// The feed dropped events: reload the UID list.
     pub lagged: bool,
+    /// UIDs of the last `SEARCH RETURN (SAVE)`, for `$` (RFC 5182); reset
+    /// with the selection.
+    pub saved: Vec<u32>,
 }
 
 impl Selected {
@@ -40,6 +43,7 @@ impl Selected {
             flag_changes: Vec::new(),
             own_modseqs: Vec::new(),
             lagged: false,
+            saved: Vec::new(),
         }
     }
 
@@ -52,7 +56,14 @@ impl Selected {
     /// expunged but not yet announced are left out.
     pub fn resolve(&self, set: &SeqSet, uid: bool) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
-        if uid {
+        if set.is_saved() {
+            // `$` names the same messages in UID and number commands.
+            out.extend(
+                self.saved
+                    .iter()
+                    .filter_map(|&u| self.seq_of(u).map(|s| (s, u))),
+            );
+        } else if uid {
             let largest = self.uids.last().copied().unwrap_or(0);
             for (lo, hi) in set.ranges(largest) {
                 let from = self.uids.partition_point(|&u| u < lo);
