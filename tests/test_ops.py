@@ -293,3 +293,26 @@ def test_fail2ban_filter_matches_real_auth_failures(server, tmp_path, fmt):
     matches, hosts, out = fail2ban_matches(server.log, tmp_path)
     assert matches == 4, out
     assert hosts == ["127.0.0.1"] * 4, out
+
+
+def test_http_api_refuses_commands_that_name_server_files(tmp_path):
+    """Backups and account export/import name files on the server: over the
+    HTTP API a token would reach everything the daemon's user can read or
+    write, so only the CLI (management socket) may send them."""
+    from test_web import WebServer, api
+
+    server = WebServer(tmp_path)
+    server.start()
+    try:
+        for cmd in [
+            {"Backup": {"Create": {"dir": str(tmp_path / "b"), "keep_days": 1}}},
+            {"Account": {"Export": {"address": "a@example.org", "format": "Mbox", "dir": "/tmp/x"}}},
+            {"Account": {"Import": {"address": "a@example.org", "dir": "/etc", "max_size": 1}}},
+        ]:
+            status, body = api(server, "POST", "/api/v1/admin", cmd)
+            assert status == 400 and "posthorn CLI" in body["output"], (cmd, status, body)
+        assert not (tmp_path / "b").exists()
+        status, _ = api(server, "POST", "/api/v1/admin", {"Domain": "List"})
+        assert status == 200
+    finally:
+        server.stop()

@@ -290,6 +290,19 @@ pub enum BlocklistCmd {
 }
 
 impl Admin {
+    /// Commands that name files on the server (backups, account export and
+    /// import) or run in the CLI only: over the HTTP API they would let a
+    /// token holder read and write anything the daemon's user can, so only
+    /// the CLI on the server (management socket, mode 0600) may send them.
+    pub fn local_only(&self) -> bool {
+        matches!(
+            self,
+            Admin::Backup(_)
+                | Admin::Account(AccountCmd::Export { .. } | AccountCmd::Import { .. })
+                | Admin::Domain(DomainCmd::Dns { .. } | DomainCmd::Check { .. })
+        )
+    }
+
     /// Reads what only the CLI's side can read (stdin, local files) into the
     /// command, so the daemon receives plain data.
     pub fn prepare(&mut self) -> Result<(), String> {

@@ -186,6 +186,12 @@ fn admin_fn(ctx: AdminContext) -> web::AdminFn {
         Box::pin(async move {
             let cmd: Admin = serde_json::from_value(json)
                 .map_err(|e| web::AdminError::BadRequest(format!("not an admin command: {e}")))?;
+            if cmd.local_only() {
+                return Err(web::AdminError::BadRequest(
+                    "this command names files on the server: run it with the posthorn CLI there"
+                        .into(),
+                ));
+            }
             crate::admin::execute(&ctx, cmd)
                 .await
                 .map_err(web::AdminError::Failed)
