@@ -129,7 +129,7 @@ def test_mbox_round_trip_keeps_folders_system_flags_and_bytes(mail, tmp_path):
 
 def test_import_of_a_dovecot_maildir_with_junk_in_it(mail, tmp_path):
     md = tmp_path / "Maildir"
-    for sub in ["cur", "new", "tmp", ".Sent/cur", ".Sent/new", ".Sent/tmp", ".Archive.2023/cur"]:
+    for sub in ["cur", "new", "tmp", ".Sent/cur", ".Sent/new", ".Sent/tmp", ".Archive.2023/cur", ".bad..name/cur"]:
         (md / sub).mkdir(parents=True)
     (md / "dovecot-uidlist").write_text("3 V1700000000 N3\n")
     (md / "dovecot.index.log").write_bytes(b"\0\1\2")
@@ -149,9 +149,12 @@ def test_import_of_a_dovecot_maildir_with_junk_in_it(mail, tmp_path):
     put("cur/1700000400.empty:2,S", b"", 1700000400)
     os.symlink("/etc/passwd", md / "cur" / "1700000500.link:2,S")
 
+    put(".bad..name/cur/1700000600.M1P1.host:2,", message("lost"), 1700000600)
+
     r = mail.cli("account", "import", "dora@example.org", str(md))
     assert "imported 4 messages into 3 folders" in r.stdout, r.stdout
-    assert "skipped 2:" in r.stdout and "empty" in r.stdout and "symlinks are not followed" in r.stdout
+    assert "skipped 3:" in r.stdout and "empty" in r.stdout and "symlinks are not followed" in r.stdout
+    assert ".bad..name: folder not imported: invalid folder name" in r.stdout, r.stdout
     snap = snapshot(mail, "dora@example.org")
     assert [(f, d) for f, d, _ in snap["INBOX"]] == [
         ((), "14-Nov-2023 22:15:00 +0000"),

@@ -468,8 +468,15 @@ impl Importer<'_> {
                 files.extend(entries.flatten().map(|e| e.path()));
             }
             // Dovecot's names start with the delivery time: oldest first.
-            files.sort();
-            let mailbox = self.folder(&name).await?;
+            files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+            // A name the store refuses (`.a..b`, wildcards) skips that folder.
+            let mailbox = match self.folder(&name).await {
+                Ok(id) => id,
+                Err(e) => {
+                    self.skip(&path, &format!("folder not imported: {e}"));
+                    continue;
+                }
+            };
             self.tally.folders.entry(name.clone()).or_default();
             for file in files {
                 let file_name = file
