@@ -316,3 +316,20 @@ def test_http_api_refuses_commands_that_name_server_files(tmp_path):
         assert status == 200
     finally:
         server.stop()
+
+
+def test_unit_file_passes_systemd_analyze_security():
+    """Offline: no running systemd needed (`verify` runs in test_deb.py, on the
+    installed unit, where /usr/bin/posthorn exists)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (.ci/run installs systemd)")
+    unit = ROOT / "deploy" / "posthorn.service"
+    r = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for posthorn.service: ([\d.]+) (\w+)", r.stdout)
+    assert m, r.stdout + r.stderr
+    # 1.4 with systemd 252; "OK" is up to 3.9, "MEDIUM" above.
+    assert float(m.group(1)) <= 2.0 and m.group(2) in ("OK", "SAFE"), r.stdout
+    r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    problems = [line for line in r.stderr.splitlines() if "/usr/bin/posthorn is not executable" not in line]
+    assert problems == [], r.stderr
