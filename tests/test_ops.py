@@ -10,6 +10,7 @@ import smtplib
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import BIN, ROOT
@@ -333,3 +334,19 @@ def test_unit_file_passes_systemd_analyze_security():
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     problems = [line for line in r.stderr.splitlines() if "/usr/bin/posthorn is not executable" not in line]
     assert problems == [], r.stderr
+
+
+def test_fail2ban_jail_loads_with_the_filter(tmp_path):
+    """fail2ban reads the jail and filter as installed into /etc/fail2ban."""
+    if shutil.which("fail2ban-client") is None or not Path("/etc/fail2ban/jail.conf").exists():
+        pytest.skip("fail2ban is not installed (.ci/run installs it)")
+    conf = tmp_path / "fail2ban"
+    shutil.copytree("/etc/fail2ban", conf)
+    for kind in ["filter.d", "jail.d"]:
+        shutil.copy(ROOT / "deploy" / "fail2ban" / kind / "posthorn.conf", conf / kind)
+    r = subprocess.run(["fail2ban-client", "-c", str(conf), "-d"], capture_output=True, text=True, timeout=60)
+    dump = r.stdout
+    assert "['add', 'posthorn', 'systemd']" in dump, dump + r.stderr
+    assert "['set', 'posthorn', 'addjournalmatch', '_SYSTEMD_UNIT=posthorn.service']" in dump
+    assert "['set', 'posthorn', 'maxretry', 5]" in dump
+    assert "auth failed: user=" in dump
