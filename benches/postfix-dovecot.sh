@@ -30,6 +30,15 @@ start() {
         return 1
     fi
 
+    # Dovecot's IDLE push needs an inotify instance per IMAP process, all under one
+    # uid here: raise the per-user limit (128) for thousands of idle sessions while
+    # the pair runs; `stop` puts the old value back.
+    local limit=/proc/sys/fs/inotify/max_user_instances
+    if [ -w "$limit" ] && [ "$(cat "$limit")" -lt 8192 ]; then
+        cat "$limit" >"$DIR/inotify-instances.saved"
+        echo 8192 >"$limit"
+    fi
+
     # Dovecot
     local hash recipients=""
     # posthorn's argon2id parameters (Dovecot's default costs about 5 times more).
@@ -156,6 +165,10 @@ drain() {
 stop() {
     [ -f "$DIR/postfix/main.cf" ] && postfix -c "$DIR/postfix" stop 2>/dev/null || true
     [ -f "$DIR/dovecot/dovecot.conf" ] && doveadm -c "$DIR/dovecot/dovecot.conf" stop 2>/dev/null || true
+    if [ -f "$DIR/inotify-instances.saved" ]; then
+        cat "$DIR/inotify-instances.saved" >/proc/sys/fs/inotify/max_user_instances
+        rm "$DIR/inotify-instances.saved"
+    fi
 }
 
 case $cmd in

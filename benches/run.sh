@@ -3,7 +3,8 @@
 # starts the daemon with a temporary data directory (under /var/tmp, on disk, so
 # fsyncs are real), creates a domain and accounts with the posthorn CLI, fills the
 # mailboxes over SMTP, then measures SMTP ingest, the IMAP client mix and new
-# sessions, POP3 RETR, and IDLE memory and push latency.
+# sessions, POP3 RETR, and IDLE memory and push latency. delivery-bench (the
+# delivery core without sockets) runs first.
 #
 #   benches/run.sh                 # build (if needed), run, print tables
 #   benches/run.sh --json FILE     # also append one JSON report per line to FILE
@@ -158,7 +159,9 @@ for n in $(seq 0 $((ACCOUNTS - 1))); do
         --quota 100GB >/dev/null
 done
 
-echo "posthorn $(git -C "$ROOT" rev-parse --short HEAD), $(nproc) cores, $(date -u '+%F %H:%M UTC')"
+echo "posthorn $(git -C "$ROOT" rev-parse --short HEAD), $(nproc) cores, $(date -u '+%F %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "### delivery core (store directly, no sockets)"
+"$BIN/delivery-bench" 5
 scenarios posthorn "$SMTP_PORT" "$IMAP_PORT" "$POP3_PORT" --pid "$DAEMON_PID"
 kill "$DAEMON_PID" && wait "$DAEMON_PID" 2>/dev/null || true
 DAEMON_PID=
