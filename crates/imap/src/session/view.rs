@@ -123,7 +123,12 @@ impl Selected {
         for u in gone {
             if let Ok(i) = self.uids.binary_search(&u) {
                 self.uids.remove(i);
-                self.announced = self.announced.saturating_sub(1);
+                if i >= self.announced {
+                    // Appended and expunged before EXISTS told the client
+                    // of it: it never existed for the client.
+                    continue;
+                }
+                self.announced -= 1;
                 removed.push(u);
                 if !vanished {
                     out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
@@ -281,6 +286,8 @@ mod tests {
         // Each EXPUNGE counts against the state after the previous one.
         assert_eq!(out, b"* 1 EXPUNGE\r\n* 2 EXPUNGE\r\n");
         assert_eq!(sel.uids, vec![5, 11, 12]);
+        // `updates` then announces the appended ones: `* 3 EXISTS`.
+        sel.announced = sel.uids.len();
         // Duplicated events (our own EXPUNGE, then the feed) are harmless.
         sel.apply(&change(7, 11, ChangeKind::Expunged(vec![3])));
         sel.apply(&change(7, 10, ChangeKind::Appended(vec![11])));
@@ -292,6 +299,19 @@ mod tests {
         sel.expunge_now(&mut out, true);
         assert_eq!(out, b"* VANISHED 5,12\r\n");
         assert_eq!(sel.uids, vec![11]);
+    }
+
+    #[test]
+    fn unannounced_messages_vanish_silently() {
+        // E.g. a MULTIAPPEND undone, or another client's append and expunge
+        // between two commands of this one.
+        let mut sel = Selected::new(7, false, vec![3, 5]);
+        sel.apply(&change(7, 10, ChangeKind::Appended(vec![8, 9])));
+        sel.apply(&change(7, 11, ChangeKind::Expunged(vec![5, 8, 9])));
+        let mut out = Vec::new();
+        sel.expunge_now(&mut out, false);
+        assert_eq!(out, b"* 2 EXPUNGE\r\n");
+        assert_eq!((sel.uids.clone(), sel.announced), (vec![3], 1));
     }
 
     #[test]
