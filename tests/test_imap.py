@@ -767,7 +767,22 @@ def test_multiappend_is_all_or_nothing(imap):
     assert ok.startswith(b"e OK [APPENDUID"), ok
     lines, _ = command(s, f, "f", "STATUS INBOX (MESSAGES)")
     assert b"MESSAGES 2" in lines[0], lines
+    # An overlong line after a message may end in a LITERAL+ whose bytes
+    # follow: they must never run as commands, so the server closes.
+    smuggled = b"x DELETE Archive\r\n"
+    s.sendall(
+        f"g APPEND INBOX {{{len(one)}+}}\r\n".encode()
+        + one
+        + b" " * 70_000
+        + f"{{{len(smuggled)}+}}\r\n".encode()
+        + smuggled
+    )
+    lines = [f.readline(), f.readline()]
+    assert lines[0].startswith(b"g BAD") and lines[1].startswith(b"* BYE"), lines
     s.close()
+    c = connect(imap, "tiny@example.org")
+    assert c.status("Archive", "(MESSAGES)")[0] == "OK"
+    c.logout()
 
 
 def test_imap4rev2_enable_switches_response_forms(imap):

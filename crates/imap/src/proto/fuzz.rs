@@ -1,7 +1,7 @@
 //! A dependency-free fuzz loop over the pure parsers: valid commands mutated
 //! at random (bytes flipped, inserted, deleted, spliced) must never panic.
 
-use super::command::{literal_suffix, parse, parse_append_head, tag_of};
+use super::command::{literal_suffix, parse, parse_append_head, parse_append_next, tag_of};
 use super::{date, seqset::SeqSet, utf7};
 
 const CORPUS: &[&[u8]] = &[
@@ -18,6 +18,9 @@ const CORPUS: &[&[u8]] = &[
     b"a ID (\"name\" \"x\" \"version\" NIL)",
     b"a ENABLE CONDSTORE",
     b"a APPEND INBOX (\\Seen) \"17-Jul-1996 02:44:25 -0700\" ",
+    b"a UID SEARCH RETURN (MIN MAX COUNT ALL SAVE) $ UNSEEN",
+    b"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" % RETURN (SUBSCRIBED CHILDREN STATUS (DELETED SIZE))",
+    b"a ENABLE IMAP4rev2",
 ];
 
 /// xorshift64*: reproducible without a crate.
@@ -74,6 +77,7 @@ fn parsers_never_panic() {
         let input = mutate(&mut rng, seed);
         let _ = parse(&input);
         let _ = parse_append_head(&input);
+        let _ = parse_append_next(&input);
         let _ = literal_suffix(&input);
         let _ = tag_of(&input);
         let _ = SeqSet::parse(&input);

@@ -110,7 +110,9 @@ impl Session {
             let line = match self.io.read_line(MAX_LINE).await? {
                 Line::Complete { data, .. } => data,
                 Line::Eof => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Line::TooLong => return Ok(Outcome::Reply("BAD Line too long".into())),
+                // Its end may have announced a LITERAL+ literal that is
+                // already coming: close rather than read it as commands.
+                Line::TooLong => return Ok(Outcome::Close("BAD Line too long".into())),
             };
             if line.is_empty() {
                 break;
