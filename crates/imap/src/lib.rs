@@ -6,7 +6,7 @@
 //!
 //! | RFC | what | status |
 //! |---|---|---|
-//! | 3501 | IMAP4rev1 | done, except: SEARCH decodes no RFC 2047 words, ENVELOPE strings are UTF-8 as the summary stores them |
+//! | 3501 | IMAP4rev1 | done, except: SEARCH HEADER on fields outside the envelope decodes no RFC 2047 words, ENVELOPE strings are UTF-8 as the summary stores them |
 //! | 2177 | IDLE | done: change feed push, `* OK Still here` every 2 min, 35 min IDLE limit |
 //! | 7888 | LITERAL+ | done; over-limit `{n+}` closes the connection |
 //! | 4959 | SASL-IR | done (PLAIN only, RFC 4616) |
