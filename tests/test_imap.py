@@ -105,6 +105,7 @@ def test_imaps_login_by_short_id_and_capabilities(imap):
         "LIST-STATUS",
         "STATUS=SIZE",
         "SEARCHRES",
+        "BINARY",
     ]:
         assert cap in caps
     assert "AUTH=PLAIN" not in caps
@@ -860,4 +861,40 @@ def test_searchres_saved_result(imap):
     command(s, f, "h", "SELECT INBOX")
     lines, _ = command(s, f, "i", "SEARCH $")
     assert lines == [b"* SEARCH\r\n"], lines
+    s.close()
+
+
+def test_binary_fetch_decodes_parts(imap):
+    c = connect(imap)
+    append(c, "INBOX", MESSAGE)
+    odd = (
+        b"From: a@b.example\r\nSubject: odd\r\nContent-Type: text/plain\r\n"
+        b"Content-Transfer-Encoding: x-secret\r\n\r\nzzz\r\n"
+    )
+    append(c, "INBOX", odd)
+    c.logout()
+    s, f = raw_login(imap)
+    command(s, f, "a", "SELECT INBOX")
+    # RFC 3516: the base64 attachment comes back decoded, as literal8
+    # since it holds NUL; PEEK leaves \Seen alone.
+    lines, ok = command(s, f, "b", "FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2] BINARY.SIZE[1])")
+    text = b"".join(lines)
+    assert ok.startswith(b"b OK"), ok
+    assert b"BINARY[2] ~{4}\r\n\x00\x01\x02\x03" in text, text
+    assert b"BINARY.SIZE[2] 4" in text and b"BINARY.SIZE[1] " in text, text
+    assert b"\\Seen" not in text
+    lines, _ = command(s, f, "c", "FETCH 1 (BINARY[1]<0.5>)")
+    text = b"".join(lines)
+    assert b"BINARY[1]<0> {5}\r\nHello" in text and b"FLAGS (\\Seen)" in text, text
+    lines, no = command(s, f, "d", "FETCH 2 BINARY.PEEK[1]")
+    assert no.startswith(b"d NO [UNKNOWN-CTE]"), (lines, no)
+    # APPEND takes a literal8 (RFC 3516 §4.4), also in a MULTIAPPEND.
+    raw = b"Subject: bin\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\x01\xff\r\n"
+    s.sendall(
+        f"e APPEND INBOX ~{{{len(raw)}+}}\r\n".encode() + raw + f" ~{{{len(raw)}+}}\r\n".encode() + raw + b"\r\n"
+    )
+    _, ok = read_until_tagged(f, "e")
+    assert ok.startswith(b"e OK [APPENDUID"), ok
+    lines, _ = command(s, f, "g", "FETCH 3 BINARY.PEEK[]")
+    assert raw in b"".join(lines), lines
     s.close()

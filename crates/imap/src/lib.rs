@@ -24,7 +24,8 @@
 //! | 4731 | ESEARCH | done |
 //! | 3502 | MULTIAPPEND | done: all or none |
 //! | 8438 | STATUS=SIZE | done |
-//! | 9051 | IMAP4rev2 | after `ENABLE IMAP4rev2`: ESEARCH, UTF-8 names, no RECENT; STATUS DELETED; no BINARY |
+//! | 9051 | IMAP4rev2 | after `ENABLE IMAP4rev2`: ESEARCH, UTF-8 names, no RECENT; STATUS DELETED |
+//! | 3516 | BINARY | done (parts up to 16 MiB) |
 //! | 5182 | SEARCHRES | done |
 
 pub mod proto;

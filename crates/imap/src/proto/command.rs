@@ -172,6 +172,15 @@ pub enum FetchAtt {
     BodyStructure,
     /// `BODY` without a section: BODYSTRUCTURE without extension data.
     Body,
+    /// `BINARY[part]<partial>` and `BINARY.PEEK[...]` (RFC 3516 §4.1):
+    /// the part with its content-transfer-encoding removed.
+    Binary {
+        peek: bool,
+        part: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    /// `BINARY.SIZE[part]`: the decoded size.
+    BinarySize(Vec<u32>),
     Section {
         /// `BODY.PEEK[...]`, RFC822.HEADER: does not set \Seen.
         peek: bool,
@@ -303,6 +312,15 @@ pub fn parse_append_next(input: &[u8]) -> Option<(Flags, Option<i64>)> {
     let mut p = Parser::new(input);
     p.sp().ok()?;
     p.append_options()
+}
+
+/// What precedes the literal a line ends with (`{n}`, `{n+}`, or the
+/// literal8 `~{n}` of RFC 3516 §4.4, which APPEND takes for binary
+/// messages).
+pub fn before_literal(line: &[u8]) -> &[u8] {
+    let open = line.iter().rposition(|&b| b == b'{').unwrap_or(line.len());
+    let head = &line[..open];
+    head.strip_suffix(b"~").unwrap_or(head)
 }
 
 /// A `{n}` or `{n+}` at the end of a line: `(n, non_synchronizing)`. `n` is
@@ -947,6 +965,30 @@ impl<'a> Parser<'a> {
             b"RFC822" => section(false, "RFC822", None),
             b"RFC822.HEADER" => section(true, "RFC822.HEADER", Some(SectionText::Header)),
             b"RFC822.TEXT" => section(false, "RFC822.TEXT", Some(SectionText::Text)),
+            b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" => {
+                // section-binary = "[" [section-part] "]" (RFC 3516 §6).
+                self.expect(b'[')?;
+                let mut part = Vec::new();
+                while self.peek() != Some(b']') {
+                    if !part.is_empty() {
+                        self.expect(b'.')?;
+                    }
+                    let n = self.number32()?;
+                    if n == 0 || part.len() >= MAX_DEPTH * 4 {
+                        return Err("invalid section part".into());
+                    }
+                    part.push(n);
+                }
+                self.pos += 1;
+                if &name[..] == b"BINARY.SIZE" {
+                    return Ok(FetchAtt::BinarySize(part));
+                }
+                FetchAtt::Binary {
+                    peek: &name[..] == b"BINARY.PEEK",
+                    part,
+                    partial: self.partial()?,
+                }
+            }
             b"BODY" | b"BODY.PEEK" => {
                 if self.peek() != Some(b'[') {
                     if &name[..] == b"BODY" {
@@ -957,19 +999,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 let section = self.section()?;
                 self.expect(b']')?;
-                let partial = if self.peek() == Some(b'<') {
-                    self.pos += 1;
-                    let start = self.number32()?;
-                    self.expect(b'.')?;
-                    let len = self.number32()?;
-                    if len == 0 {
-                        return Err("partial length must be positive".into());
-                    }
-                    self.expect(b'>')?;
-                    Some((start, len))
-                } else {
-                    None
-                };
+                let partial = self.partial()?;
                 FetchAtt::Section {
                     peek: &name[..] == b"BODY.PEEK",
                     section,
@@ -979,6 +1009,22 @@ impl<'a> Parser<'a> {
             }
             _ => return Err("unknown fetch item".into()),
         })
+    }
+
+    /// `<origin.length>` after a section, if present.
+    fn partial(&mut self) -> R<Option<(u32, u32)>> {
+        if self.peek() != Some(b'<') {
+            return Ok(None);
+        }
+        self.pos += 1;
+        let start = self.number32()?;
+        self.expect(b'.')?;
+        let len = self.number32()?;
+        if len == 0 {
+            return Err("partial length must be positive".into());
+        }
+        self.expect(b'>')?;
+        Ok(Some((start, len)))
     }
 
     fn section(&mut self) -> R<Section> {
@@ -1584,6 +1630,14 @@ mod tests {
     }
 
     #[test]
+    fn literal8_append() {
+        assert_eq!(before_literal(b"a APPEND INBOX ~{5+}"), b"a APPEND INBOX ");
+        assert_eq!(before_literal(b"a APPEND INBOX {5}"), b"a APPEND INBOX ");
+        assert_eq!(before_literal(b" (\\Seen) ~{5}"), b" (\\Seen) ");
+        assert!(parse_append_head(before_literal(b"a APPEND INBOX ~{5}")).is_some());
+    }
+
+    #[test]
     fn append_head() {
         let h =
             parse_append_head(b"A3 APPEND Sent (\\Seen) \"17-Jul-1996 02:44:25 -0700\" ").unwrap();
@@ -1596,6 +1650,39 @@ mod tests {
         // The literal here is the mailbox name, not the message.
         assert!(parse_append_head(b"A3 APPEND ").is_none());
         assert!(parse_append_head(b"A3 APPEND INBOX \"bad date\" ").is_none());
+    }
+
+    #[test]
+    fn binary_items() {
+        // RFC 3516 §4.1.
+        let Command::Fetch { items, .. } =
+            cmd("a FETCH 1 (BINARY.PEEK[1.2]<0.10> BINARY[] BINARY.SIZE[3])")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            items,
+            vec![
+                FetchAtt::Binary {
+                    peek: true,
+                    part: vec![1, 2],
+                    partial: Some((0, 10))
+                },
+                FetchAtt::Binary {
+                    peek: false,
+                    part: vec![],
+                    partial: None
+                },
+                FetchAtt::BinarySize(vec![3]),
+            ]
+        );
+        all_bad(&[
+            "a FETCH 1 BINARY",
+            "a FETCH 1 BINARY[1.TEXT]",
+            "a FETCH 1 BINARY[0]",
+            "a FETCH 1 BINARY[1.]",
+            "a FETCH 1 BINARY.SIZE[1]<0.5>",
+        ]);
     }
 
     #[test]

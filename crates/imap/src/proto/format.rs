@@ -7,6 +7,64 @@ use summary::{Address, Envelope, Part, PartKind};
 
 use super::command::{SearchReturn, Section, SectionText};
 
+/// A part's body with its content-transfer-encoding removed (RFC 3516
+/// §4.2); `None` for an encoding this server cannot decode (the client is
+/// told `[UNKNOWN-CTE]`). Base64 ignores line breaks and other characters
+/// outside its alphabet (RFC 2045 §6.8); quoted-printable drops soft line
+/// breaks and keeps malformed `=` sequences as they are.
+pub fn decode_transfer_encoding(encoding: Option<&str>, data: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let encoding = encoding.unwrap_or("7bit").to_ascii_lowercase();
+    match encoding.as_str() {
+        "7bit" | "8bit" | "binary" => Some(data.to_vec()),
+        "base64" => {
+            let clean: Vec<u8> = data
+                .iter()
+                .copied()
+                .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
+                .collect();
+            // A lone last character carries no whole byte.
+            let usable = clean.len() - usize::from(clean.len() % 4 == 1);
+            LENIENT.decode(&clean[..usable]).ok()
+        }
+        "quoted-printable" => Some(decode_qp(data)),
+        _ => None,
+    }
+}
+
+fn decode_qp(data: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] != b'=' {
+            out.push(data[i]);
+            i += 1;
+            continue;
+        }
+        match (data.get(i + 1), data.get(i + 2)) {
+            (Some(b'\r'), Some(b'\n')) => i += 3,
+            (Some(b'\n'), _) => i += 2,
+            (Some(&a), Some(&b)) if hex(a).is_some() && hex(b).is_some() => {
+                out.push((hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            _ => {
+                out.push(b'=');
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// `1:3,5` for COPYUID (RFC 4315 §3) and VANISHED, in the given order.
 pub fn uid_set(uids: impl Iterator<Item = u32>) -> String {
     let mut out: Vec<String> = Vec::new();
@@ -574,5 +632,22 @@ mod tests {
         assert_eq!(name("Entwürfe", false), "\"Entw&APw-rfe\"");
         assert_eq!(name("Entwürfe", true), "\"Entwürfe\"");
         assert_eq!(name("a\"b", true), "\"a\\\"b\"");
+    }
+
+    #[test]
+    fn transfer_decoding() {
+        let d = |e: Option<&str>, s: &[u8]| decode_transfer_encoding(e, s);
+        assert_eq!(
+            d(Some("BASE64"), b"AAEC\r\nAw==\r\n"),
+            Some(vec![0, 1, 2, 3])
+        );
+        assert_eq!(d(Some("base64"), b"aGVsbG8"), Some(b"hello".to_vec()));
+        assert_eq!(d(Some("base64"), b"aGVs bG8="), Some(b"hello".to_vec()));
+        assert_eq!(
+            d(Some("quoted-printable"), b"caf=C3=A9 =\r\nsoft =ZZ end="),
+            Some("café soft =ZZ end=".as_bytes().to_vec())
+        );
+        assert_eq!(d(None, b"plain"), Some(b"plain".to_vec()));
+        assert_eq!(d(Some("x-uuencode"), b"x"), None);
     }
 }

@@ -12,6 +12,7 @@ mod fuzz;
 
 pub use command::{
     AppendHead, Command, FetchAtt, ListCommand, ParseError, SearchKey, SearchReturn, Section,
-    SectionText, StatusItem, literal_suffix, parse, parse_append_head, parse_append_next, tag_of,
+    SectionText, StatusItem, before_literal, literal_suffix, parse, parse_append_head,
+    parse_append_next, tag_of,
 };
 pub use seqset::SeqSet;

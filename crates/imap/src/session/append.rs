@@ -12,7 +12,7 @@ use net::Line;
 use store::{Appended, ExpungeSet, Flags, MailboxRef, StagedBlob, StoreError, Target};
 
 use super::{Flow, MAX_LINE, Session};
-use crate::proto::{AppendHead, format, literal_suffix, parse_append_next};
+use crate::proto::{AppendHead, before_literal, format, literal_suffix, parse_append_next};
 
 /// Bytes moved from the socket to the blob writer per step.
 const PIECE: usize = 64 * 1024;
@@ -123,8 +123,7 @@ impl Session {
                 ));
             };
             non_sync = next_non_sync;
-            let open = line.iter().rposition(|&b| b == b'{').unwrap_or(0);
-            let refusal = match parse_append_next(&line[..open]) {
+            let refusal = match parse_append_next(before_literal(&line)) {
                 None => Some("BAD Invalid flags or date before the message"),
                 Some(_) if messages.len() >= MAX_MESSAGES => {
                     Some("NO [LIMIT] Too many messages in one APPEND")

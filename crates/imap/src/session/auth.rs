@@ -9,13 +9,11 @@ use tracing::{info, warn};
 use super::{AUTH_TIMEOUT, Flow, MAX_LINE, Session, User};
 
 /// Capabilities always advertised, with where they are specified. Not (yet)
-/// advertised because not implemented: UTF8=ACCEPT (RFC 6855), BINARY
-/// (RFC 3516).
+/// advertised because not implemented: UTF8=ACCEPT (RFC 6855).
 const CAPABILITIES: &[(&str, &str)] = &[
     ("IMAP4rev1", "RFC 3501"),
     // Both revisions: a session speaks rev1 until ENABLE IMAP4rev2
-    // (RFC 9051 §6.3.1). What rev2 requires and is missing: BINARY (see
-    // crates/imap/README.md).
+    // (RFC 9051 §6.3.1).
     ("IMAP4rev2", "RFC 9051"),
     ("LITERAL+", "RFC 7888"),
     ("SASL-IR", "RFC 4959"),
@@ -38,6 +36,7 @@ const CAPABILITIES: &[(&str, &str)] = &[
     ("LIST-STATUS", "RFC 5819"),
     ("STATUS=SIZE", "RFC 8438"),
     ("SEARCHRES", "RFC 5182"),
+    ("BINARY", "RFC 3516"),
 ];
 
 /// The CAPABILITY list for a connection's state.

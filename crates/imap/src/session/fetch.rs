@@ -19,6 +19,8 @@ const BATCH: usize = 256;
 const INLINE: u64 = 64 * 1024;
 /// Header blocks are read whole for HEADER.FIELDS; cap them.
 const MAX_HEADER: u64 = 1 << 20;
+/// Largest part decoded for BINARY, which needs it in memory.
+const MAX_BINARY: u64 = 16 << 20;
 
 impl Session {
     /// `* VANISHED (EARLIER)` for UID FETCH (CHANGEDSINCE n VANISHED)
@@ -66,9 +68,12 @@ impl Session {
         let (mailbox, read_only) = (sel.id, sel.read_only);
         let a = self.account();
         let marks_seen = !read_only
-            && items
-                .iter()
-                .any(|i| matches!(i, FetchAtt::Section { peek: false, .. }));
+            && items.iter().any(|i| {
+                matches!(
+                    i,
+                    FetchAtt::Section { peek: false, .. } | FetchAtt::Binary { peek: false, .. }
+                )
+            });
         let mut out = Vec::new();
         for batch in targets.chunks(BATCH) {
             let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
@@ -160,6 +165,11 @@ impl Session {
             }
         }
         self.io.write_all(&out).await?;
+        if let Some(code) = self.binary_failure.take() {
+            return Ok(format!(
+                "NO [{code}] A part could not be decoded for BINARY"
+            ));
+        }
         Ok(format!(
             "OK {}FETCH completed",
             if uid { "UID " } else { "" }
@@ -234,6 +244,53 @@ impl Session {
                         format::body_structure(out, &s.root, ext);
                     }
                 }
+                FetchAtt::Binary { part, partial, .. } => {
+                    let Some(s) = &summary else { continue };
+                    let mut name = binary_name("BINARY", part);
+                    if let Some((origin, _)) = partial {
+                        name.push_str(&format!("<{origin}>"));
+                    }
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b' ');
+                    if blob.is_none() {
+                        blob = Some(store.open_blob(rec.blob).await.map_err(other)?);
+                    }
+                    let Some(reader) = blob.as_ref() else {
+                        continue;
+                    };
+                    match decoded_part(reader, &s.root, rec.size, part).await? {
+                        Ok(data) => {
+                            let bytes = clip(&data, *partial);
+                            // literal8 (RFC 3516 §4.3) when NUL bytes are in it.
+                            if bytes.contains(&0) {
+                                out.push(b'~');
+                            }
+                            literal_head(out, bytes.len() as u64);
+                            out.extend_from_slice(bytes);
+                        }
+                        Err(code) => {
+                            out.extend_from_slice(b"NIL");
+                            self.binary_failure = Some(code);
+                        }
+                    }
+                }
+                FetchAtt::BinarySize(part) => {
+                    let Some(s) = &summary else { continue };
+                    out.extend_from_slice(binary_name("BINARY.SIZE", part).as_bytes());
+                    if blob.is_none() {
+                        blob = Some(store.open_blob(rec.blob).await.map_err(other)?);
+                    }
+                    let Some(reader) = blob.as_ref() else {
+                        continue;
+                    };
+                    match decoded_part(reader, &s.root, rec.size, part).await? {
+                        Ok(data) => out.extend_from_slice(format!(" {}", data.len()).as_bytes()),
+                        Err(code) => {
+                            out.extend_from_slice(b" 0");
+                            self.binary_failure = Some(code);
+                        }
+                    }
+                }
                 FetchAtt::Section {
                     section,
                     partial,
@@ -301,6 +358,44 @@ impl Session {
     }
 }
 
+/// `BINARY[1.2]`, `BINARY.SIZE[]`.
+fn binary_name(item: &str, part: &[u32]) -> String {
+    let parts: Vec<String> = part.iter().map(u32::to_string).collect();
+    format!("{item}[{}]", parts.join("."))
+}
+
+/// Bytes of one part decoded for BINARY: the whole message as stored for an
+/// empty part number, else the part's body without its transfer encoding.
+/// `Err` is the response code for the tagged NO: an encoding this server
+/// cannot decode (RFC 3516 §4.3), or a part too large to decode in memory.
+async fn decoded_part(
+    reader: &BlobReader,
+    root: &summary::Part,
+    size: u64,
+    part: &[u32],
+) -> io::Result<Result<Vec<u8>, &'static str>> {
+    let other = |e: store::StoreError| io::Error::other(e.to_string());
+    let (start, end, encoding) = if part.is_empty() {
+        (0, size, None)
+    } else {
+        match format::find_part(root, part) {
+            Some(p) => (
+                p.body_offset.min(size),
+                p.end_offset.min(size),
+                p.encoding.as_deref(),
+            ),
+            // A part that does not exist is empty, as for BODY[].
+            None => return Ok(Ok(Vec::new())),
+        }
+    };
+    let len = end.saturating_sub(start);
+    if len > MAX_BINARY {
+        return Ok(Err("LIMIT"));
+    }
+    let raw = reader.read_range(start, len).await.map_err(other)?;
+    Ok(format::decode_transfer_encoding(encoding, &raw).ok_or("UNKNOWN-CTE"))
+}
+
 fn literal_head(out: &mut Vec<u8>, len: u64) {
     out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
 }
@@ -335,6 +430,8 @@ fn needs_summary(items: &[FetchAtt]) -> bool {
                 | FetchAtt::BodyStructure
                 | FetchAtt::Body
                 | FetchAtt::Section { .. }
+                | FetchAtt::Binary { .. }
+                | FetchAtt::BinarySize(_)
         )
     })
 }

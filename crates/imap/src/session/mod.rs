@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
 use crate::Inner;
-use crate::proto::{self, Command, literal_suffix, parse_append_head, tag_of};
+use crate::proto::{self, Command, before_literal, literal_suffix, parse_append_head, tag_of};
 
 pub use auth::capabilities;
 use view::Selected;
@@ -92,6 +92,9 @@ struct Session {
     /// IMAP4rev2 is enabled (RFC 9051): its response forms where they
     /// differ from IMAP4rev1 (ESEARCH, UTF-8 mailbox names, no RECENT).
     rev2: bool,
+    /// Set while a FETCH runs when a BINARY item failed: the response code
+    /// of its tagged NO (RFC 3516 §4.3).
+    binary_failure: Option<&'static str>,
     errors: u32,
 }
 
@@ -114,6 +117,7 @@ pub(crate) async fn run(inner: Arc<Inner>, conn: Connection) {
         condstore: false,
         qresync: false,
         rev2: false,
+        binary_failure: None,
         errors: 0,
     };
     // Not held across the session's life: a `let` here would keep the
@@ -255,8 +259,7 @@ impl Session {
             let Some((size, non_sync)) = literal_suffix(&line) else {
                 return Ok(Input::Command(buf));
             };
-            let open = buf.iter().rposition(|&b| b == b'{').unwrap_or(buf.len());
-            if let Some(head) = parse_append_head(&buf[..open]) {
+            if let Some(head) = parse_append_head(before_literal(&buf)) {
                 return Ok(Input::Append {
                     head,
                     size,
