@@ -222,17 +222,20 @@ impl Session {
         let mut names: Vec<&str> = mailboxes.iter().map(|m| m.info.name.as_str()).collect();
         names.sort_unstable();
         let subscribed_only = l.lsub || l.subscribed_only;
+        // RFC 5258 §3.5: with RECURSIVEMATCH, parents of subscribed folders
+        // are listed too, saying why.
+        let mut subscribed_parents = std::collections::HashSet::new();
+        if l.recursive_match && l.subscribed_only {
+            for m in mailboxes.iter().filter(|m| m.info.subscribed) {
+                let name = m.info.name.as_str();
+                subscribed_parents.extend(name.match_indices('/').map(|(i, _)| &name[..i]));
+            }
+        }
         let mut out = Vec::new();
         for mb in &mailboxes {
             let name = mb.info.name.as_str();
             let prefix = format!("{name}/");
-            // RFC 5258 §3.5: with RECURSIVEMATCH, a parent of a subscribed
-            // folder is listed too, saying why.
-            let child_subscribed = l.recursive_match
-                && l.subscribed_only
-                && mailboxes
-                    .iter()
-                    .any(|m| m.info.subscribed && m.info.name.starts_with(&prefix));
+            let child_subscribed = subscribed_parents.contains(name);
             if (subscribed_only && !mb.info.subscribed && !child_subscribed)
                 || (l.special_use_only && mb.info.special_use.is_none())
                 || !patterns
@@ -241,7 +244,9 @@ impl Session {
             {
                 continue;
             }
-            let has_children = names.iter().any(|n| n.starts_with(&prefix));
+            // `names` is sorted: children, if any, follow at once.
+            let at = names.partition_point(|n| *n < prefix.as_str());
+            let has_children = names.get(at).is_some_and(|n| n.starts_with(&prefix));
             let mut attrs = vec![if has_children {
                 "\\HasChildren"
             } else {
