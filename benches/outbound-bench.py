@@ -17,9 +17,13 @@ import smtplib
 import socket
 import subprocess
 import tempfile
+import sys
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from dns_stub import DnsServer  # noqa: E402  (a loopback DNS server: NXDOMAIN for all)
 
 BIN = os.environ.get("POSTHORN_BIN", "/var/tmp/posthorn-target/release/posthorn")
 PASSWORD = "bench-password-1"
@@ -32,7 +36,7 @@ def free_port():
 
 
 class Daemon:
-    def __init__(self, root: Path, name: str, extra: str = ""):
+    def __init__(self, root: Path, name: str, dns_port: int, extra: str = ""):
         self.dir = root / name
         self.dir.mkdir()
         self.ports = {n: free_port() for n in ["smtp", "submission", "imap"]}
@@ -53,7 +57,7 @@ allow_plaintext_auth = true
 [limits]
 max_connections_per_ip = 1000
 [dns]
-nameservers = ["127.0.0.1:9"]
+nameservers = ["127.0.0.1:{dns_port}"]
 {extra}
 """
         )
@@ -85,8 +89,11 @@ def main():
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="outbound-bench-", dir="/var/tmp"))
-    remote = Daemon(root, "remote")
-    sender = Daemon(root, "sender", f'[outbound]\nsmarthost = "127.0.0.1:{remote.ports["smtp"]}"\n')
+    # The remote's SPF check asks a loopback DNS server that knows no names.
+    dns = DnsServer({})
+    remote = Daemon(root, "remote", dns.port)
+    sender = Daemon(root, "sender", dns.port,
+                    f'[outbound]\nsmarthost = "127.0.0.1:{remote.ports["smtp"]}"\n')
     try:
         remote.cli("domain", "add", "remote.bench")
         remote.cli("account", "add", "inbox@remote.bench", "--password", PASSWORD, "--quota", "100GB")
@@ -130,7 +137,6 @@ def main():
     finally:
         sender.stop()
         remote.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
