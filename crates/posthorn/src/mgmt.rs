@@ -69,7 +69,10 @@ async fn answer(stream: UnixStream, ctx: &AdminContext) -> std::io::Result<()> {
         .await?;
     let response = match serde_json::from_str::<Admin>(&line) {
         Ok(cmd) => {
-            tracing::info!(command = %describe(&line), "admin command");
+            tracing::info!(
+                command = %web::command_name(&serde_json::from_str(&line).unwrap_or_default()),
+                "admin command"
+            );
             match execute(ctx, cmd).await {
                 Ok(output) => Response { ok: true, output },
                 Err(output) => Response { ok: false, output },
@@ -84,30 +87,6 @@ async fn answer(stream: UnixStream, ctx: &AdminContext) -> std::io::Result<()> {
     out.push(b'\n');
     write.write_all(&out).await?;
     write.shutdown().await
-}
-
-/// The command's name path, e.g. `Account.Add`, for the log: never its arguments,
-/// which may hold a password.
-fn describe(json: &str) -> String {
-    let mut names = Vec::new();
-    let mut v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-    loop {
-        match v {
-            serde_json::Value::Object(map) => match map.into_iter().next() {
-                Some((k, inner)) if k.starts_with(char::is_uppercase) => {
-                    names.push(k);
-                    v = inner;
-                }
-                _ => break,
-            },
-            serde_json::Value::String(unit) => {
-                names.push(unit);
-                break;
-            }
-            _ => break,
-        }
-    }
-    names.join(".")
 }
 
 /// Sends a command to a running daemon. `Ok(None)` when no daemon listens.

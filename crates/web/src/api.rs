@@ -89,7 +89,7 @@ async fn admin(State(web): State<Web>, body: Bytes) -> Response {
         Ok(v) => v,
         Err(e) => return answer(StatusCode::BAD_REQUEST, false, format!("bad JSON: {e}")),
     };
-    tracing::info!(command = %describe(&command), "admin command over http");
+    tracing::info!(command = %command_name(&command), "admin command over http");
     match (web.config().admin)(command).await {
         Ok(output) => answer(StatusCode::OK, true, output),
         Err(AdminError::BadRequest(e)) => answer(StatusCode::BAD_REQUEST, false, e),
@@ -99,7 +99,9 @@ async fn admin(State(web): State<Web>, body: Bytes) -> Response {
 
 /// The command's name path, e.g. `Account.Add`, for the log: never its
 /// arguments, which may hold a password.
-fn describe(command: &Value) -> String {
+/// An admin command's name (`Account.Add`) without its arguments, which may
+/// hold passwords: what the logs say.
+pub fn command_name(command: &Value) -> String {
     let mut names = Vec::new();
     let mut v = command;
     while let Some((name, inner)) = v
@@ -225,7 +227,7 @@ mod tests {
             r#"{"Account":{"Add":{"address":"a@b","password":{"password":"pw"}}}}"#,
         )
         .unwrap_or_default();
-        assert_eq!(describe(&v), "Account.Add");
-        assert_eq!(describe(&json!({"Queue": "List"})), "Queue.List");
+        assert_eq!(command_name(&v), "Account.Add");
+        assert_eq!(command_name(&json!({"Queue": "List"})), "Queue.List");
     }
 }

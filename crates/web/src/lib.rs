@@ -29,6 +29,7 @@ use directory::Directory;
 use directory::auth::Authenticator;
 use store::Store;
 
+pub use api::command_name;
 pub use autoconfig::ClientPorts;
 pub use conn::handler;
 pub use password::RateLimit;
