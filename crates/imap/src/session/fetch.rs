@@ -297,14 +297,23 @@ impl Session {
                     legacy,
                     ..
                 } => {
-                    let Some(s) = &summary else { continue };
+                    let range = match &summary {
+                        Some(s) => format::section_range(&s.root, rec.size, section),
+                        // The whole message (BODY[], RFC822) needs no summary.
+                        None if is_whole(section) => Some(format::SectionRange {
+                            start: 0,
+                            end: rec.size,
+                            filter: None,
+                        }),
+                        None => continue,
+                    };
                     let name = match legacy {
                         Some(l) => l.to_string(),
                         None => format::section_name(section, partial.map(|p| p.0)),
                     };
                     out.extend_from_slice(name.as_bytes());
                     out.push(b' ');
-                    let Some(range) = format::section_range(&s.root, rec.size, section) else {
+                    let Some(range) = range else {
                         // RFC 3501 §6.4.5: a section that does not exist is empty.
                         out.extend_from_slice(b"\"\"");
                         continue;
@@ -421,19 +430,23 @@ struct Message<'a> {
     summary: Option<Summary>,
 }
 
-/// Whether any item needs the message's MIME summary.
+/// Whether any item needs the message's MIME summary (one store read per
+/// batch, saved for the common `BODY[]` of a whole message).
 fn needs_summary(items: &[FetchAtt]) -> bool {
-    items.iter().any(|i| {
-        matches!(
-            i,
-            FetchAtt::Envelope
-                | FetchAtt::BodyStructure
-                | FetchAtt::Body
-                | FetchAtt::Section { .. }
-                | FetchAtt::Binary { .. }
-                | FetchAtt::BinarySize(_)
-        )
+    items.iter().any(|i| match i {
+        FetchAtt::Section { section, .. } => !is_whole(section),
+        FetchAtt::Envelope
+        | FetchAtt::BodyStructure
+        | FetchAtt::Body
+        | FetchAtt::Binary { .. }
+        | FetchAtt::BinarySize(_) => true,
+        _ => false,
     })
+}
+
+/// `BODY[]`, `RFC822`: the whole message.
+fn is_whole(section: &crate::proto::Section) -> bool {
+    section.part.is_empty() && section.text.is_none()
 }
 
 #[cfg(test)]
