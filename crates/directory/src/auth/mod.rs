@@ -26,13 +26,11 @@ pub mod sasl;
 mod throttle;
 
 use std::net::IpAddr;
-use std::num::NonZero;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use store::AccountId;
-use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use self::cache::{AuthCache, CacheSecret};
@@ -109,14 +107,11 @@ struct Inner {
     cache: Mutex<AuthCache>,
     by_ip: Mutex<FailureLog<IpAddr>>,
     by_account: Mutex<FailureLog<AccountId>>,
-    /// Bounds concurrent argon2 checks to the number of cores.
-    verifiers: Arc<Semaphore>,
 }
 
 impl Authenticator {
     pub fn new(directory: Directory, policy: AuthPolicy) -> Authenticator {
         let window = Duration::from_secs(policy.failure_window_secs);
-        let cores = std::thread::available_parallelism().map_or(1, NonZero::get);
         Authenticator {
             inner: Arc::new(Inner {
                 directory,
@@ -135,7 +130,6 @@ impl Authenticator {
                     window,
                     policy.max_tracked,
                 )),
-                verifiers: Arc::new(Semaphore::new(cores)),
             }),
         }
     }
@@ -218,21 +212,15 @@ impl Authenticator {
         })
     }
 
-    /// Runs an argon2 check on the blocking pool; `None` checks against a
-    /// dummy hash.
+    /// Runs an argon2 check on the password threads; `None` checks against
+    /// a dummy hash.
     async fn verify(&self, hash: Option<String>, password: &[u8]) -> Result<bool, AuthError> {
-        let internal = |what: String| AuthError::Temporary(DirectoryError::Internal(what));
-        let permit = Arc::clone(&self.inner.verifiers)
-            .acquire_owned()
-            .await
-            .map_err(|err| internal(format!("password check pool: {err}")))?;
         let password = password.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        password::off_reactor(move || {
             password::verify(hash.as_deref().unwrap_or_else(|| dummy_hash()), &password)
         })
         .await
-        .map_err(|err| internal(format!("password check task: {err}")))
+        .map_err(AuthError::Temporary)
     }
 
     fn record_failure(
