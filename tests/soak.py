@@ -5,6 +5,12 @@ message that got a 250 is in each of its recipients' mailboxes exactly once,
 that nothing arrived twice or out of nowhere, and that `posthorn verify` finds
 the quota counters, folder counters and blob reference counts exact.
 
+Some messages also go to a forwarder to an external address, so they pass
+through the outbound queue to a sink SMTP server: each acknowledged one must
+reach the sink. It may reach it twice: a kill between the sink's `250` and
+the queue's record of it sends it again (RFC 5321 §6.1 accepts this; no MTA
+can avoid it), so those are counted, not failed.
+
 Every message carries a unique Subject and Message-ID. A message whose
 transaction was cut by a kill (no reply to the final dot) is "in doubt": it may
 be there once or not at all, never twice.
@@ -23,6 +29,7 @@ import os
 import random
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
@@ -36,6 +43,35 @@ from conftest import Server  # noqa: E402
 
 PASSWORD = "correct horse"
 ACCOUNTS = ["anna@example.org", "bob@example.org", "carl@example.org"]
+# Forwards to an external address: through the outbound queue to the sink.
+FORWARDER = "fwd@example.org"
+
+
+class Sink:
+    """The external destination: an aiosmtpd server counting subjects."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.lock = threading.Lock()
+        self.subjects = {}
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope):
+        for line in envelope.content.split(b"\r\n"):
+            if line.startswith(b"Subject: "):
+                with self.lock:
+                    subject = line[9:].decode()
+                    self.subjects[subject] = self.subjects.get(subject, 0) + 1
+                break
+        return "250 2.0.0 queued"
+
+    def stop(self):
+        self.controller.stop()
 
 
 class SoakServer(Server):
@@ -120,7 +156,7 @@ class Load:
                     continue
             seq += 1
             subject = f"soak-{n}-{seq}"
-            rcpts = rng.sample(ACCOUNTS, rng.choice([1, 1, 1, 2, 3]))
+            rcpts = rng.sample(ACCOUNTS + [FORWARDER], rng.choice([1, 1, 1, 2, 3]))
             size = rng.choice([300, 2_000, 20_000, 200_000]) if rng.random() < 0.97 else 1_500_000
             data = message(subject, size, rcpts)
             try:
@@ -178,8 +214,13 @@ def soak(workdir, kills, threads=4, min_up=0.5, max_up=3.0, seed=None, bin=None,
     rng = random.Random(seed)
     server = SoakServer(Path(workdir))
     server.bin = bin or os.environ.get("POSTHORN_BIN", "/var/tmp/posthorn-target/debug/posthorn")
+    sink = Sink()
+    server.write_config(
+        f'[outbound]\nsmarthost = "127.0.0.1:{sink.port}"\nretry_initial_secs = 1\nretry_max_secs = 1\n'
+    )
     server.start()
     server.cli("domain", "add", "example.org")
+    server.cli("forward", "add", FORWARDER, "ext@remote.example")
     # Quotas out of the way: over-quota recipients are refused or dropped
     # by design (see README "Crash soak"), which is not what this measures.
     for a in ACCOUNTS:
@@ -203,15 +244,30 @@ def soak(workdir, kills, threads=4, min_up=0.5, max_up=3.0, seed=None, bin=None,
     finally:
         load.finish()
     elapsed = time.monotonic() - t0
+    # Let the outbound queue drain (retries come every second).
+    deadline = time.monotonic() + 60
+    while server.cli("queue", "list").stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    queue_left = len(server.cli("queue", "list").stdout.strip().splitlines())
+    sink.stop()
+    forwarded = {s for s, rcpts in load.acked.items() if FORWARDER in rcpts}
+    forwarded_doubt = {s for s, rcpts in load.doubt.items() if FORWARDER in rcpts}
+    outbound_lost = sorted(s for s in forwarded if s not in sink.subjects)
+    outbound_twice = sorted(s for s, n in sink.subjects.items() if n > 1)
+    outbound_unexpected = sorted(
+        s for s in sink.subjects if s not in forwarded and s not in forwarded_doubt
+    )
 
     expected = {a: set() for a in ACCOUNTS}
     for subject, rcpts in load.acked.items():
         for r in rcpts:
-            expected[r].add(subject)
+            if r in expected:
+                expected[r].add(subject)
     maybe = {a: set() for a in ACCOUNTS}
     for subject, rcpts in load.doubt.items():
         for r in rcpts:
-            maybe[r].add(subject)
+            if r in maybe:
+                maybe[r].add(subject)
     lost, duplicated, unexpected, doubt_delivered = [], [], [], 0
     for a in ACCOUNTS:
         got = mailbox_subjects(server, a)
@@ -238,6 +294,11 @@ def soak(workdir, kills, threads=4, min_up=0.5, max_up=3.0, seed=None, bin=None,
         "lost": len(lost),
         "duplicated": len(duplicated),
         "unexpected": len(unexpected),
+        "forwarded_acknowledged": len(forwarded),
+        "outbound_lost": len(outbound_lost),
+        "outbound_twice": len(outbound_twice),
+        "outbound_unexpected": len(outbound_unexpected),
+        "queue_left": queue_left,
         "verify_ok": verify.returncode == 0 and "no problems" in verify.stdout,
         "restart_max_secs": round(max(restart_secs, default=0), 2),
     }
@@ -245,6 +306,9 @@ def soak(workdir, kills, threads=4, min_up=0.5, max_up=3.0, seed=None, bin=None,
         figures["lost"] == 0
         and figures["duplicated"] == 0
         and figures["unexpected"] == 0
+        and figures["outbound_lost"] == 0
+        and figures["outbound_unexpected"] == 0
+        and figures["queue_left"] == 0
         and figures["verify_ok"]
         and figures["acknowledged"] > 0
     )
@@ -253,6 +317,7 @@ def soak(workdir, kills, threads=4, min_up=0.5, max_up=3.0, seed=None, bin=None,
             "lost": lost[:10],
             "duplicated": duplicated[:10],
             "unexpected": unexpected[:10],
+            "outbound_lost": outbound_lost[:10],
             "verify": (verify.stdout + verify.stderr)[-2000:],
         }
     return figures

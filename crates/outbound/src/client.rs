@@ -10,7 +10,7 @@ use std::time::Duration;
 use mail_send::SmtpClient;
 use mail_send::smtp::message::Parameters;
 use smtp_proto::{EXT_START_TLS, Response};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
 /// A recipient's result at one host.
@@ -138,7 +138,11 @@ impl Transaction<'_> {
                 }
             }
         }
-        let _ = client.cmd(b"QUIT\r\n").await;
+        // QUIT without waiting for its reply: the results are final, and each
+        // round trip before the queue records them widens the window in which
+        // a crash makes us send the message again.
+        let _ = client.stream.write_all(b"QUIT\r\n").await;
+        let _ = client.stream.flush().await;
         results
     }
 }
