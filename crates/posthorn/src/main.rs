@@ -3,7 +3,6 @@
 mod admin;
 mod backup;
 mod cli;
-mod config;
 mod dns_helper;
 mod export;
 mod mgmt;
@@ -15,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use directory::Directory;
+use posthorn::config;
 use store::{Store, StoreError, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
