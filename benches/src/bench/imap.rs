@@ -199,7 +199,8 @@ pub struct ImapArgs {
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
     /// Rounds of the command mix per login (FETCH envelopes, FETCH a body,
-    /// STORE, SEARCH, NOOP); then LOGOUT and log in again.
+    /// STORE, SEARCH, NOOP, APPEND, STORE \Deleted, EXPUNGE); then LOGOUT
+    /// and log in again.
     #[arg(long, default_value_t = 10)]
     pub rounds: u32,
     /// Messages per `FETCH a:b (ENVELOPE FLAGS)`, as a client filling a list.
@@ -221,10 +222,14 @@ const FETCH_BODY: &str = "FETCH n BODY[]";
 const STORE: &str = "STORE n ±FLAGS (\\Flagged)";
 const SEARCH: &str = "SEARCH";
 const NOOP: &str = "NOOP";
+const APPEND: &str = "APPEND (LITERAL+, 300 B)";
+const DELETE: &str = "STORE m +FLAGS.SILENT (\\Deleted)";
+const EXPUNGE: &str = "EXPUNGE";
 const LOGOUT: &str = "LOGOUT";
 const SESSION: &str = "session (connect to LOGOUT)";
 const ORDER: &[&str] = &[
-    LOGIN, SELECT, FETCH_LIST, FETCH_BODY, STORE, SEARCH, NOOP, LOGOUT, SESSION,
+    LOGIN, SELECT, FETCH_LIST, FETCH_BODY, STORE, SEARCH, NOOP, APPEND, DELETE, EXPUNGE, LOGOUT,
+    SESSION,
 ];
 
 /// Runs `f` and records its latency under `op`.
@@ -310,6 +315,23 @@ impl MixSession {
         let command = format!("SEARCH {}", self.search);
         timed(rec, SEARCH, client.command(&command)).await?;
         timed(rec, NOOP, client.command("NOOP")).await?;
+
+        // A message filed and removed again (a draft saved, then sent), so the
+        // mailbox keeps its size. Each session has its own account.
+        let message = format!(
+            "From: bench@example.net\r\nSubject: draft {round}\r\n\r\n{}\r\n",
+            "draft text ".repeat(22)
+        );
+        let command = format!(
+            "APPEND {} {{{}+}}\r\n{message}",
+            self.mailbox,
+            message.len()
+        );
+        let appended = timed(rec, APPEND, client.command(&command)).await?;
+        let m = appended.exists.unwrap_or(exists + 1);
+        let command = format!("STORE {m} +FLAGS.SILENT (\\Deleted)");
+        timed(rec, DELETE, client.command(&command)).await?;
+        timed(rec, EXPUNGE, client.command("EXPUNGE")).await?;
         Ok(())
     }
 }
