@@ -4,6 +4,7 @@ a temporary data directory, driven by real clients."""
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -27,6 +28,13 @@ def quiet_dns_port():
     if _QUIET_DNS is None:
         _QUIET_DNS = DnsServer({})
     return _QUIET_DNS.port
+
+
+def tls_context(server):
+    """Trusts the server's certificate; it names mail.test, but tests dial 127.0.0.1."""
+    ctx = ssl.create_default_context(cafile=str(server.cert))
+    ctx.check_hostname = False
+    return ctx
 
 
 def free_port():

@@ -35,6 +35,7 @@ import threading
 import time
 
 import pytest
+from conftest import tls_context
 
 USER = "anna@example.org"
 PASSWORD = "correct horse"
@@ -51,11 +52,6 @@ def rss_kib(pid):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS")
 
-
-def tls_context(server):
-    ctx = ssl.create_default_context(cafile=str(server.cert))
-    ctx.check_hostname = False
-    return ctx
 
 
 def setup_account(server):

@@ -3,7 +3,6 @@ database access) and a running one (management socket)."""
 
 import re
 
-import pytest
 
 
 def exercise_cli(server):

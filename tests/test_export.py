@@ -6,7 +6,6 @@ import imaplib
 import os
 import re
 import ssl
-from pathlib import Path
 
 import pytest
 

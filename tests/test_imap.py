@@ -5,10 +5,10 @@ EXPUNGE, IDLE push between sessions, hostile input."""
 import imaplib
 import re
 import socket
-import ssl
 import time
 
 import pytest
+from conftest import tls_context
 
 USER = "anna@example.org"
 PASSWORD = "correct horse"
@@ -42,11 +42,6 @@ def imap(server):
     yield server
     server.stop()
 
-
-def tls_context(server):
-    ctx = ssl.create_default_context(cafile=str(server.cert))
-    ctx.check_hostname = False
-    return ctx
 
 
 def connect(server, user=USER):

@@ -6,11 +6,11 @@ import poplib
 import re
 import smtplib
 import socket
-import ssl
 import subprocess
 import time
 
 import pytest
+from conftest import tls_context
 
 USER = "anna@example.org"
 PASSWORD = "correct horse"
@@ -25,11 +25,6 @@ def pop(server):
     yield server
     server.stop()
 
-
-def tls_context(server):
-    ctx = ssl.create_default_context(cafile=str(server.cert))
-    ctx.check_hostname = False
-    return ctx
 
 
 def send(server, subject, body="Hello.\r\n", rcpt=USER):

@@ -4,10 +4,10 @@ real binary, with Python's smtplib, swaks, curl and raw sockets."""
 import re
 import smtplib
 import socket
-import ssl
 import subprocess
 
 import pytest
+from conftest import tls_context
 
 ANNA = "anna@example.org"
 BOB = "bob@example.org"
@@ -34,11 +34,6 @@ def inbox_count(server, address):
     assert m, show
     return int(m.group(1))
 
-
-def tls_context(server):
-    ctx = ssl.create_default_context(cafile=str(server.cert))
-    ctx.check_hostname = False  # the certificate names mail.test; we dial 127.0.0.1
-    return ctx
 
 
 def message(subject, body="Hello.\r\n"):

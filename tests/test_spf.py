@@ -3,12 +3,11 @@ loopback (UDP and TCP) that serves the test domains' TXT records: no internet.""
 
 import poplib
 import smtplib
-import socket
-import ssl
 import time
 
 import pytest
 from dns_stub import SERVFAIL, SILENT, TYPE_TXT, DnsServer
+from conftest import tls_context
 
 ANNA = "anna@example.org"
 PASSWORD = "correct horse"
@@ -45,11 +44,6 @@ def mx(server, dns):
     yield server
     server.stop()
 
-
-def tls_context(server):
-    ctx = ssl.create_default_context(cafile=str(server.cert))
-    ctx.check_hostname = False  # the certificate names mail.test; we dial 127.0.0.1
-    return ctx
 
 
 def mail_from(server, sender, helo="client.example"):

@@ -11,7 +11,6 @@ import plistlib
 import re
 import shutil
 import smtplib
-import ssl
 import tempfile
 import urllib.error
 import urllib.parse
@@ -19,7 +18,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import Server, free_port
+from conftest import Server, free_port, tls_context
 
 TOKEN = "test-admin-token-0123456789"
 USER = "web@example.org"
@@ -45,11 +44,6 @@ class WebServer(Server):
         scheme = "https" if listener == "https" else "http"
         return f"{scheme}://127.0.0.1:{self.ports[listener]}{path}"
 
-
-def tls_context(server):
-    ctx = ssl.create_default_context(cafile=str(server.cert))
-    ctx.check_hostname = False
-    return ctx
 
 
 def request(server, listener, path, data=None, headers=None, method=None, opener=None):
