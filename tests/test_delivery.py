@@ -12,7 +12,7 @@ import time
 import dkim
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import free_port
+from conftest import free_port, tls_context
 from dns_stub import DnsServer
 
 ANNA = "anna@example.org"
@@ -24,11 +24,11 @@ class Sink:
     """Records every message; recipients starting with `reject` get a 550,
     those starting with `later` a 451."""
 
-    def __init__(self, port=None, tls_context=None):
+    def __init__(self, port=None, starttls=None):
         self.port = port or free_port()
         self.messages = []
         self.controller = None
-        self.tls_context = tls_context
+        self.starttls = starttls
         self.tls_sessions = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -46,8 +46,8 @@ class Sink:
 
     def start(self):
         extra = {}
-        if self.tls_context:
-            extra = {"tls_context": self.tls_context, "require_starttls": True}
+        if self.starttls:
+            extra = {"tls_context": self.starttls, "require_starttls": True}
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **extra)
         self.controller.start()
         return self
@@ -109,23 +109,14 @@ def mx_send(server, sender, rcpts, msg):
 
 def submit(server, rcpts, msg, user=ANNA):
     with smtplib.SMTP_SSL("127.0.0.1", server.ports["submissions"], timeout=10,
-                          context=_insecure()) as s:
+                          context=tls_context(server)) as s:
         s.login(user, PASSWORD)
         return s.sendmail(user, rcpts, msg)
 
 
-def _insecure():
-    import ssl
-
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 def inbox(server, user):
     """Every message in the user's INBOX, parsed."""
-    c = imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"], ssl_context=_insecure())
+    c = imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"], ssl_context=tls_context(server))
     c.login(user, PASSWORD)
     c.select("INBOX", readonly=True)
     _, data = c.search(None, "ALL")
@@ -436,7 +427,7 @@ def test_starttls_is_used_when_offered_and_remove_drops_an_entry(server):
     server.stop()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(server.cert, server.key)
-    sink = Sink(tls_context=ctx).start()
+    sink = Sink(starttls=ctx).start()
     configure(server, sink.port)
     server.start()
     try:
@@ -460,3 +451,23 @@ def test_starttls_is_used_when_offered_and_remove_drops_an_entry(server):
     finally:
         sink.stop()
         server.stop()
+
+
+def test_recipient_failing_after_others_got_the_message_is_bounced(mail):
+    """One 250 covers all recipients; one whose mailbox turned out full at the
+    commit must not be lost silently: its sender gets a bounce."""
+    mail.cli("account", "add", "small@example.org", "--password", PASSWORD, "--quota", "1MiB")
+    big = msg("big", to="small@example.org", extra=("X-Pad: " + "x" * 900 + "\r\n") * 1200)
+    with smtplib.SMTP("127.0.0.1", mail.ports["smtp"], timeout=10) as s:
+        s.ehlo()
+        s.mail("sender@origin.example")  # no SIZE: RCPT cannot know
+        assert s.rcpt("small@example.org")[0] == 250
+        assert s.rcpt(ANNA)[0] == 250
+        assert s.data(big)[0] == 250
+    assert [m["Subject"] for m in wait_inbox(mail, ANNA, 1)] == ["big"]
+    ((mail_from, rcpts, content),) = mail.sink.wait(1)
+    assert mail_from == "<>" and rcpts == ["sender@origin.example"]
+    bounce = email.message_from_bytes(content)
+    report = str(bounce.get_payload()[1])
+    assert "Final-Recipient: rfc822; small@example.org" in report
+    assert "Status: 5.2.2" in report
