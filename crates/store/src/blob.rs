@@ -12,7 +12,7 @@ use rocksdb::{DB, WriteBatch};
 use summary::{Limits, Summary, SummaryBuilder};
 
 use crate::writer::handle;
-use crate::{BlobId, StoreError, keys};
+use crate::{BlobId, Store, StoreError, keys};
 
 /// Chunk size: large enough that a 50 MB message is 200 writes, small enough that a
 /// thousand sessions receiving at once hold little memory.
@@ -150,7 +150,7 @@ impl BlobWriter {
 impl Drop for BlobWriter {
     fn drop(&mut self) {
         if self.flushed > 0 {
-            discard(self.db.clone(), self.id);
+            discard(self.db.clone(), self.id, self.flushed);
         }
     }
 }
@@ -172,23 +172,21 @@ fn write_chunk(db: &DB, id: BlobId, index: u32, chunk: &[u8]) -> Result<(), Stor
 /// Removes the chunks of a blob that will never be committed, off the reactor when
 /// dropped inside one. Not synced: if this is lost in a crash, the pending marker
 /// makes `open` do it again.
-fn discard(db: Arc<DB>, id: BlobId) {
+fn discard(db: Arc<DB>, id: BlobId, chunks: u32) {
     match tokio::runtime::Handle::try_current() {
-        Ok(rt) => drop(rt.spawn_blocking(move || discard_now(&db, id))),
-        Err(_) => discard_now(&db, id),
+        Ok(rt) => drop(rt.spawn_blocking(move || discard_now(&db, id, chunks))),
+        Err(_) => discard_now(&db, id, chunks),
     }
 }
 
-fn discard_now(db: &DB, id: BlobId) {
+fn discard_now(db: &DB, id: BlobId, chunks: u32) {
     let (Ok(blob_cf), Ok(meta_cf)) = (handle(db, keys::CF_BLOB), handle(db, keys::CF_META)) else {
         return;
     };
     let mut batch = WriteBatch::default();
-    batch.delete_range_cf(
-        blob_cf,
-        keys::blob_chunk(id, 0),
-        keys::blob_chunk(id + 1, 0),
-    );
+    for index in 0..chunks {
+        batch.delete_cf(blob_cf, keys::blob_chunk(id, index));
+    }
     batch.delete_cf(meta_cf, keys::pending_blob(id));
     if let Err(e) = db.write(batch) {
         tracing::warn!(blob = id, error = %e, "could not discard uncommitted blob; removed at next start");
@@ -263,14 +261,14 @@ impl StagedBlob {
 impl Drop for StagedBlob {
     fn drop(&mut self) {
         if !self.committed && self.flushed > 0 {
-            discard(self.db.clone(), self.id);
+            discard(self.db.clone(), self.id, self.flushed);
         }
     }
 }
 
 /// Reads a stored message chunk by chunk, or a byte range of it.
 pub struct BlobReader {
-    db: Arc<DB>,
+    store: Store,
     id: BlobId,
     size: u64,
     chunks: u32,
@@ -278,9 +276,9 @@ pub struct BlobReader {
 }
 
 impl BlobReader {
-    pub(crate) fn new(db: Arc<DB>, id: BlobId, size: u64, chunks: u32) -> Self {
+    pub(crate) fn new(store: Store, id: BlobId, size: u64, chunks: u32) -> Self {
         BlobReader {
-            db,
+            store,
             id,
             size,
             chunks,
@@ -297,7 +295,7 @@ impl BlobReader {
         if self.next >= self.chunks {
             return Ok(None);
         }
-        let chunk = read_chunk(self.db.clone(), self.id, self.next).await?;
+        let chunk = self.store.read_chunk(self.id, self.next).await?;
         self.next += 1;
         Ok(Some(chunk))
     }
@@ -313,7 +311,7 @@ impl BlobReader {
         let (first, last) = (offset / chunk, (end - 1) / chunk);
         let mut out = Vec::with_capacity((end - offset) as usize);
         for index in first..=last {
-            let data = read_chunk(self.db.clone(), self.id, index as u32).await?;
+            let data = self.store.read_chunk(self.id, index as u32).await?;
             let base = index * chunk;
             let from = offset.saturating_sub(base) as usize;
             let to = ((end - base) as usize).min(data.len());
@@ -321,14 +319,4 @@ impl BlobReader {
         }
         Ok(Bytes::from(out))
     }
-}
-
-async fn read_chunk(db: Arc<DB>, id: BlobId, index: u32) -> Result<Bytes, StoreError> {
-    tokio::task::spawn_blocking(move || {
-        db.get_cf(handle(&db, keys::CF_BLOB)?, keys::blob_chunk(id, index))?
-            .map(Bytes::from)
-            .ok_or_else(|| StoreError::Corrupt(format!("blob {id} chunk {index} missing")))
-    })
-    .await
-    .map_err(|e| StoreError::Io(e.to_string()))?
 }

@@ -4,14 +4,16 @@
 use crate::{AccountId, BlobId, MailboxId};
 
 /// Schema version written at creation; bump with a forward-only migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const CF_META: &str = "meta";
 /// Directory records; the `directory` crate owns the layout inside.
 pub const CF_DIR: &str = "directory";
 /// `account` → [`crate::records::AccountRecord`].
 pub const CF_ACCOUNT: &str = "account";
-/// `account 'n' name` → mailbox id; `account 'i' mailbox` → [`crate::records::MailboxRecord`].
+/// `account 'n' name` → mailbox id; `account 'i' mailbox` → [`crate::records::MailboxRecord`];
+/// `account 'd' mailbox` → [`crate::records::UidRanges`], the UIDs flagged
+/// `\Deleted`, so EXPUNGE reads those alone (schema 2).
 pub const CF_MAILBOX: &str = "mailbox";
 /// `account mailbox uid` → [`crate::records::MessageRecord`].
 pub const CF_MESSAGE: &str = "message";
@@ -60,9 +62,17 @@ pub fn mailbox_name_prefix(a: AccountId) -> Vec<u8> {
 }
 
 pub fn mailbox(a: AccountId, m: MailboxId) -> [u8; 13] {
+    mailbox_key(a, b'i', m)
+}
+
+pub fn deleted_uids(a: AccountId, m: MailboxId) -> [u8; 13] {
+    mailbox_key(a, b'd', m)
+}
+
+fn mailbox_key(a: AccountId, kind: u8, m: MailboxId) -> [u8; 13] {
     let mut k = [0u8; 13];
     k[..8].copy_from_slice(&a.to_be_bytes());
-    k[8] = b'i';
+    k[8] = kind;
     k[9..].copy_from_slice(&m.to_be_bytes());
     k
 }

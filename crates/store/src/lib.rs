@@ -10,6 +10,7 @@ mod keys;
 mod mailbox;
 mod message;
 mod queue;
+mod read;
 mod records;
 mod verify;
 mod writer;
@@ -19,6 +20,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
+use bytes::Bytes;
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options};
 use tokio::sync::broadcast;
 
@@ -105,6 +107,12 @@ impl Default for StoreOptions {
     }
 }
 
+/// Records a read may cover and still be tried on the reactor thread.
+const SMALL_READ: u64 = 64;
+
+/// Memtable size of the message column family (about 40,000 records).
+const MESSAGE_WRITE_BUFFER: usize = 4 << 20;
+
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -137,6 +145,15 @@ impl Store {
                 o.set_write_buffer_size(opts.blob_write_buffer);
                 o.set_max_write_buffer_number(3);
             } else {
+                if *name == keys::CF_MESSAGE {
+                    // Every flag change writes a new version of a record; a scan steps
+                    // over all versions still in the memtable, so keep it small: a
+                    // flush keeps only the newest version.
+                    o.set_write_buffer_size(MESSAGE_WRITE_BUFFER);
+                    // Files dense with expunged records are compacted early, which
+                    // drops the deletion markers that scans would step over.
+                    o.add_compact_on_deletion_collector_factory(1024, 256, 0.5);
+                }
                 o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             }
             ColumnFamilyDescriptor::new(*name, o)
@@ -199,6 +216,10 @@ impl Store {
         reply.await.map_err(|_| StoreError::Closed)?
     }
 
+    fn db(&self) -> Arc<DB> {
+        self.inner.db.clone()
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -213,8 +234,7 @@ impl Store {
     // ---- directory key space -------------------------------------------------
 
     pub async fn dir_get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(move |db| Ok(db.get_cf(handle(db, keys::CF_DIR)?, key)?))
-            .await
+        self.read_small(move |r| r.get(keys::CF_DIR, &key)).await
     }
 
     /// Every directory record whose key starts with `prefix`, sorted by key.
@@ -264,8 +284,8 @@ impl Store {
     }
 
     pub async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {
-        self.read(move |db| {
-            db.get_cf(handle(db, keys::CF_ACCOUNT)?, keys::account(id))?
+        self.read_small(move |r| {
+            r.get(keys::CF_ACCOUNT, &keys::account(id))?
                 .map(|v| decode("account", &v))
                 .transpose()
         })
@@ -296,22 +316,63 @@ impl Store {
         mailbox: MailboxId,
         uids: RangeInclusive<u32>,
     ) -> Result<Vec<(u32, MessageRecord)>, StoreError> {
-        self.read(move |db| {
+        let small = u64::from(*uids.end()).saturating_sub(u64::from(*uids.start())) < SMALL_READ;
+        let read = move |r: &read::Reader<'_>| {
             let from = keys::message(account, mailbox, *uids.start());
-            let prefix = keys::message_prefix(account, mailbox);
+            let upper = match uids.end().checked_add(1) {
+                Some(next) => Some(keys::message(account, mailbox, next).to_vec()),
+                None => writer::prefix_end(&keys::message_prefix(account, mailbox)),
+            };
             let mut out = Vec::new();
-            let iter = db.iterator_cf(
-                handle(db, keys::CF_MESSAGE)?,
-                IteratorMode::From(&from, rocksdb::Direction::Forward),
-            );
-            for item in iter {
+            r.each(keys::CF_MESSAGE, &from, upper, |k, v| {
+                let uid = keys::uid_of_message_key(k)
+                    .ok_or_else(|| StoreError::Corrupt("message key".into()))?;
+                out.push((uid, decode("message", v)?));
+                Ok(())
+            })?;
+            Ok(out)
+        };
+        if small {
+            self.read_small(read).await
+        } else {
+            self.read_large(read).await
+        }
+    }
+
+    /// Every message of a folder, in UID order. The folder's message count and
+    /// the records are read under one snapshot and the scan stops at that
+    /// count, so it never steps over the deletion markers that expunged
+    /// messages leave after the last one until compaction removes them.
+    pub async fn folder_messages(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<(u32, MessageRecord)>, StoreError> {
+        self.read(move |db| {
+            let snap = db.snapshot();
+            let Some(folder) = snap.get_cf(
+                handle(db, keys::CF_MAILBOX)?,
+                keys::mailbox(account, mailbox),
+            )?
+            else {
+                return Ok(Vec::new());
+            };
+            let count = decode::<MailboxRecord>("mailbox", &folder)?.messages as usize;
+            let prefix = keys::message_prefix(account, mailbox);
+            let mut opts = rocksdb::ReadOptions::default();
+            opts.set_snapshot(&snap);
+            let mut out = Vec::with_capacity(count);
+            let iter = writer::range(
+                db,
+                keys::CF_MESSAGE,
+                &prefix,
+                writer::prefix_end(&prefix),
+                opts,
+            )?;
+            for item in iter.take(count) {
                 let (k, v) = item?;
-                let Some(uid) = keys::uid_of_message_key(&k) else {
-                    break;
-                };
-                if !k.starts_with(&prefix) || uid > *uids.end() {
-                    break;
-                }
+                let uid = keys::uid_of_message_key(&k)
+                    .ok_or_else(|| StoreError::Corrupt("message key".into()))?;
                 out.push((uid, decode("message", &v)?));
             }
             Ok(out)
@@ -325,22 +386,19 @@ impl Store {
         mailbox: MailboxId,
         uid: u32,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        self.read(move |db| {
-            db.get_cf(
-                handle(db, keys::CF_MESSAGE)?,
-                keys::message(account, mailbox, uid),
-            )?
-            .map(|v| decode("message", &v))
-            .transpose()
+        self.read_small(move |r| {
+            r.get(keys::CF_MESSAGE, &keys::message(account, mailbox, uid))?
+                .map(|v| decode("message", &v))
+                .transpose()
         })
         .await
     }
 
     /// The MIME summary parsed at delivery.
     pub async fn summary(&self, blob: BlobId) -> Result<Summary, StoreError> {
-        self.read(move |db| {
-            let v = db
-                .get_cf(handle(db, keys::CF_BLOBMETA)?, message::summary_key(blob))?
+        self.read_small(move |r| {
+            let v = r
+                .get(keys::CF_BLOBMETA, &message::summary_key(blob))?
                 .ok_or_else(|| StoreError::Corrupt(format!("summary of blob {blob} missing")))?;
             decode("summary", &v)
         })
@@ -350,41 +408,47 @@ impl Store {
     /// The summaries of several blobs in one read (FETCH ENVELOPE over many
     /// messages), in the order asked.
     pub async fn summaries(&self, blobs: Vec<BlobId>) -> Result<Vec<Summary>, StoreError> {
-        self.read(move |db| {
-            let cf = handle(db, keys::CF_BLOBMETA)?;
-            let keys: Vec<_> = blobs
-                .iter()
-                .map(|&b| (cf, message::summary_key(b)))
-                .collect();
-            db.multi_get_cf(keys)
+        let small = blobs.len() as u64 <= SMALL_READ;
+        let read = move |r: &read::Reader<'_>| {
+            let keys = blobs.iter().map(|&b| message::summary_key(b).to_vec());
+            r.multi_get(keys::CF_BLOBMETA, keys)?
                 .into_iter()
                 .zip(&blobs)
                 .map(|(v, blob)| {
-                    let v = v?.ok_or_else(|| {
+                    let v = v.ok_or_else(|| {
                         StoreError::Corrupt(format!("summary of blob {blob} missing"))
                     })?;
                     decode("summary", &v)
                 })
                 .collect()
-        })
-        .await
+        };
+        if small {
+            self.read_small(read).await
+        } else {
+            self.read_large(read).await
+        }
     }
 
     pub async fn open_blob(&self, blob: BlobId) -> Result<BlobReader, StoreError> {
         let rec: BlobRecord = self
-            .read(move |db| {
-                let v = db
-                    .get_cf(handle(db, keys::CF_BLOBMETA)?, keys::blob(blob))?
+            .read_small(move |r| {
+                let v = r
+                    .get(keys::CF_BLOBMETA, &keys::blob(blob))?
                     .ok_or_else(|| StoreError::Corrupt(format!("blob {blob} missing")))?;
                 decode("blob", &v)
             })
             .await?;
-        Ok(BlobReader::new(
-            self.inner.db.clone(),
-            blob,
-            rec.size,
-            rec.chunks,
-        ))
+        Ok(BlobReader::new(self.clone(), blob, rec.size, rec.chunks))
+    }
+
+    /// One chunk of a committed blob.
+    pub(crate) async fn read_chunk(&self, blob: BlobId, index: u32) -> Result<Bytes, StoreError> {
+        self.read_small(move |r| {
+            r.get(keys::CF_BLOB, &keys::blob_chunk(blob, index))?
+                .map(Bytes::from)
+                .ok_or_else(|| StoreError::Corrupt(format!("blob {blob} chunk {index} missing")))
+        })
+        .await
     }
 
     /// UIDs expunged from the mailbox with a modseq above `modseq` (QRESYNC VANISHED).
@@ -395,18 +459,12 @@ impl Store {
         modseq: u64,
     ) -> Result<Vec<u32>, StoreError> {
         self.read(move |db| {
-            let prefix = keys::message_prefix(account, mailbox);
+            let upper = writer::prefix_end(&keys::message_prefix(account, mailbox));
             let from = keys::change(account, mailbox, modseq.saturating_add(1), 0);
             let mut out = Vec::new();
-            let iter = db.iterator_cf(
-                handle(db, keys::CF_CHANGES)?,
-                IteratorMode::From(&from, rocksdb::Direction::Forward),
-            );
-            for item in iter {
+            let opts = rocksdb::ReadOptions::default();
+            for item in writer::range(db, keys::CF_CHANGES, &from, upper, opts)? {
                 let (k, _) = item?;
-                if !k.starts_with(&prefix) {
-                    break;
-                }
                 if let Some(uid) = k.get(20..).and_then(keys::be_u32) {
                     out.push(uid);
                 }
@@ -448,18 +506,9 @@ fn apply_dir_ops(txn: &mut writer::Txn<'_>, ops: Vec<DirOp>) -> Result<(), Store
 /// Later layout changes add forward-only steps here.
 fn migrate(db: &DB) -> Result<(), StoreError> {
     let meta = handle(db, keys::CF_META)?;
+    let mut batch = rocksdb::WriteBatch::default();
     match db.get_cf(meta, keys::META_SCHEMA)? {
-        None => {
-            let mut o = rocksdb::WriteOptions::default();
-            o.set_sync(true);
-            db.put_cf_opt(
-                meta,
-                keys::META_SCHEMA,
-                keys::SCHEMA_VERSION.to_be_bytes(),
-                &o,
-            )?;
-            Ok(())
-        }
+        None => {}
         Some(v) => {
             let found =
                 keys::be_u32(&v).ok_or_else(|| StoreError::Corrupt("schema_version".into()))?;
@@ -469,9 +518,48 @@ fn migrate(db: &DB) -> Result<(), StoreError> {
                     known: keys::SCHEMA_VERSION,
                 });
             }
-            Ok(())
+            if found == keys::SCHEMA_VERSION {
+                return Ok(());
+            }
+            if found < 2 {
+                index_deleted(db, &mut batch)?;
+            }
+            tracing::info!(
+                from = found,
+                to = keys::SCHEMA_VERSION,
+                "store schema upgraded"
+            );
         }
     }
+    batch.put_cf(meta, keys::META_SCHEMA, keys::SCHEMA_VERSION.to_be_bytes());
+    let mut o = rocksdb::WriteOptions::default();
+    o.set_sync(true);
+    db.write_opt(batch, &o)?;
+    Ok(())
+}
+
+/// Schema 2: each folder's set of `\Deleted` UIDs, built from the message records.
+fn index_deleted(db: &DB, batch: &mut rocksdb::WriteBatch) -> Result<(), StoreError> {
+    let mut sets: std::collections::BTreeMap<[u8; 13], records::UidRanges> = Default::default();
+    for item in db.iterator_cf(handle(db, keys::CF_MESSAGE)?, IteratorMode::Start) {
+        let (k, v) = item?;
+        let rec: MessageRecord = decode("message", &v)?;
+        if let (true, Some(a), Some(m), Some(uid)) = (
+            rec.flags.deleted(),
+            keys::be_u64(&k),
+            k.get(8..).and_then(keys::be_u32),
+            keys::uid_of_message_key(&k),
+        ) {
+            sets.entry(keys::deleted_uids(a, m))
+                .or_default()
+                .insert(uid);
+        }
+    }
+    let cf = handle(db, keys::CF_MAILBOX)?;
+    for (key, set) in sets {
+        batch.put_cf(cf, key, records::encode(&set));
+    }
+    Ok(())
 }
 
 /// The highest blob id in use, so new ids never reuse a live one.
@@ -484,4 +572,82 @@ fn last_blob_id(db: &DB) -> Result<BlobId, StoreError> {
         }
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(path: &Path) -> DB {
+        DB::open_cf(&Options::default(), path, keys::ALL_CFS).expect("open raw")
+    }
+
+    #[tokio::test]
+    async fn schema_1_stores_get_their_deleted_sets_and_verify_checks_them() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (a, inbox) = {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            let a = store.create_account(|_| Vec::new()).await.unwrap();
+            let inbox = store.mailbox(a, INBOX).await.unwrap().unwrap().id;
+            for n in 0..4u8 {
+                let mut w = store.blob_writer();
+                w.write(&[b'x', n, b'\r', b'\n']).await.unwrap();
+                let target = Target {
+                    account: a,
+                    mailbox: MailboxRef::Id(inbox),
+                    flags: Flags {
+                        system: if n % 2 == 0 { Flags::DELETED } else { 0 },
+                        keywords: Vec::new(),
+                    },
+                    quota_limit: None,
+                };
+                store.deliver(w.finish(), vec![target], 0).await.unwrap();
+            }
+            (a, inbox)
+        };
+        // What a schema 1 store looks like: no deleted sets.
+        {
+            let db = raw(dir.path());
+            let mailbox_cf = handle(&db, keys::CF_MAILBOX).unwrap();
+            db.delete_cf(mailbox_cf, keys::deleted_uids(a, inbox))
+                .unwrap();
+            let meta = handle(&db, keys::CF_META).unwrap();
+            db.put_cf(meta, keys::META_SCHEMA, 1u32.to_be_bytes())
+                .unwrap();
+        }
+        {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            assert_eq!(store.deleted_count(a, inbox).await.unwrap(), 2);
+            assert!(store.verify().await.unwrap().problems.is_empty());
+            let gone = store
+                .expunge(a, inbox, ExpungeSet::AllDeleted)
+                .await
+                .unwrap();
+            assert_eq!(gone, vec![1, 3]);
+        }
+        // A set that disagrees with the flags is reported.
+        {
+            let db = raw(dir.path());
+            let mailbox_cf = handle(&db, keys::CF_MAILBOX).unwrap();
+            let mut wrong = records::UidRanges::default();
+            wrong.insert(2);
+            db.put_cf(
+                mailbox_cf,
+                keys::deleted_uids(a, inbox),
+                records::encode(&wrong),
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let problems = store.verify().await.unwrap().problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("\\Deleted set"), "{problems:?}");
+    }
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(writer::prefix_end(&[1, 2, 3]), Some(vec![1, 2, 4]));
+        assert_eq!(writer::prefix_end(&[1, 0xff, 0xff]), Some(vec![2]));
+        assert_eq!(writer::prefix_end(&[0xff, 0xff]), None);
+    }
 }

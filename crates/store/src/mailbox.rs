@@ -216,16 +216,14 @@ impl Store {
     /// The folder called `name` (INBOX in any case), if it exists.
     pub async fn mailbox(&self, a: AccountId, name: &str) -> Result<Option<Mailbox>, StoreError> {
         let name = normalize_name(name)?;
-        self.read(move |db| {
-            let cf = crate::writer::handle(db, keys::CF_MAILBOX)?;
-            let Some(id) = db
-                .get_cf(cf, keys::mailbox_name(a, &name))?
+        self.read_small(move |r| {
+            let Some(id) = r
+                .get(keys::CF_MAILBOX, &keys::mailbox_name(a, &name))?
                 .and_then(|v| keys::be_u32(&v))
             else {
                 return Ok(None);
             };
-            Ok(db
-                .get_cf(cf, keys::mailbox(a, id))?
+            Ok(r.get(keys::CF_MAILBOX, &keys::mailbox(a, id))?
                 .map(|v| decode("mailbox", &v))
                 .transpose()?
                 .map(|info| Mailbox { id, info }))

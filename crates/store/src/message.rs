@@ -5,7 +5,9 @@
 use crate::blob::StagedBlob;
 use crate::feed::{Change, ChangeKind};
 use crate::mailbox::{self, INBOX};
-use crate::records::{BlobRecord, FlagOp, Flags, MailboxRecord, MessageRecord, decode, encode};
+use crate::records::{
+    BlobRecord, FlagOp, Flags, MailboxRecord, MessageRecord, UidRanges, decode, encode,
+};
 use crate::writer::Txn;
 use crate::{AccountId, BlobId, MailboxId, Store, StoreError, keys};
 
@@ -78,11 +80,7 @@ pub(crate) fn adjust_refs(txn: &mut Txn<'_>, blob: BlobId, delta: i64) -> Result
     let mut rec = load_blob(txn, blob)?;
     let refs = i64::from(rec.refs) + delta;
     if refs <= 0 {
-        txn.delete_range(
-            keys::CF_BLOB,
-            &keys::blob_chunk(blob, 0),
-            &keys::blob_chunk(blob + 1, 0),
-        )?;
+        txn.delete_chunks(blob, rec.chunks)?;
         txn.delete(keys::CF_BLOBMETA, &keys::blob(blob))?;
         txn.delete(keys::CF_BLOBMETA, &summary_key(blob))
     } else {
@@ -115,6 +113,47 @@ fn load_message(
         .transpose()
 }
 
+/// Writes a message record and keeps the folder's `\Deleted` set in step with it.
+fn put_message(
+    txn: &mut Txn<'_>,
+    a: AccountId,
+    m: MailboxId,
+    uid: u32,
+    rec: &MessageRecord,
+    was_deleted: bool,
+) -> Result<(), StoreError> {
+    txn.put(keys::CF_MESSAGE, &keys::message(a, m, uid), encode(rec))?;
+    match (was_deleted, rec.flags.deleted()) {
+        (false, true) => change_deleted(txn, a, m, |set| set.insert(uid)),
+        (true, false) => change_deleted(txn, a, m, |set| set.remove(uid)),
+        _ => Ok(()),
+    }
+}
+
+/// The UIDs of the folder's messages flagged `\Deleted`.
+fn load_deleted(txn: &Txn<'_>, a: AccountId, m: MailboxId) -> Result<UidRanges, StoreError> {
+    txn.get(keys::CF_MAILBOX, &keys::deleted_uids(a, m))?
+        .map(|v| decode("deleted uids", &v))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn change_deleted(
+    txn: &mut Txn<'_>,
+    a: AccountId,
+    m: MailboxId,
+    change: impl FnOnce(&mut UidRanges),
+) -> Result<(), StoreError> {
+    let mut set = load_deleted(txn, a, m)?;
+    change(&mut set);
+    let key = keys::deleted_uids(a, m);
+    if set.is_empty() {
+        txn.delete(keys::CF_MAILBOX, &key)
+    } else {
+        txn.put(keys::CF_MAILBOX, &key, encode(&set))
+    }
+}
+
 /// Adds a message record to a folder; the caller saves `mrec` and the account.
 fn insert_message(
     txn: &mut Txn<'_>,
@@ -134,7 +173,7 @@ fn insert_message(
     mrec.size += rec.size;
     mrec.highest_modseq = modseq;
     rec.modseq = modseq;
-    txn.put(keys::CF_MESSAGE, &keys::message(a, m, uid), encode(&rec))?;
+    put_message(txn, a, m, uid, &rec, false)?;
     Ok(uid)
 }
 
@@ -153,6 +192,9 @@ fn remove_message(
     mrec.size = mrec.size.saturating_sub(rec.size);
     mrec.highest_modseq = modseq;
     txn.delete(keys::CF_MESSAGE, &keys::message(a, m, uid))?;
+    if rec.flags.deleted() {
+        change_deleted(txn, a, m, |set| set.remove(uid))?;
+    }
     txn.put(
         keys::CF_CHANGES,
         &keys::change(a, m, modseq, uid),
@@ -230,11 +272,7 @@ pub(crate) fn deliver(
     }
     if refs == 0 {
         // Nobody took it: the chunks written while receiving go away with the marker.
-        txn.delete_range(
-            keys::CF_BLOB,
-            &keys::blob_chunk(blob.id, 0),
-            &keys::blob_chunk(blob.id + 1, 0),
-        )?;
+        txn.delete_chunks(blob.id, blob.flushed)?;
     } else {
         if !blob.tail.is_empty() {
             txn.put(
@@ -340,9 +378,10 @@ fn expunge(
     let victims: Vec<(u32, MessageRecord)> = match set {
         ExpungeSet::AllDeleted => {
             let mut out = Vec::new();
-            for (k, v) in txn.scan(keys::CF_MESSAGE, &keys::message_prefix(a, m))? {
-                let rec: MessageRecord = decode("message", &v)?;
-                if let (true, Some(uid)) = (rec.flags.deleted(), keys::uid_of_message_key(&k)) {
+            for uid in load_deleted(txn, a, m)?.iter() {
+                if let Some(rec) = load_message(txn, a, m, uid)?
+                    && rec.flags.deleted()
+                {
                     out.push((uid, rec));
                 }
             }
@@ -415,13 +454,13 @@ fn set_flags(
             modified.push(uid);
             continue;
         }
-        let was_seen = rec.flags.seen();
+        let (was_seen, was_deleted) = (rec.flags.seen(), rec.flags.deleted());
         let changed = rec.flags.apply(op, with);
         if changed {
             rec.modseq = modseq;
             mrec.unseen =
                 (mrec.unseen + u32::from(was_seen)).saturating_sub(u32::from(rec.flags.seen()));
-            txn.put(keys::CF_MESSAGE, &keys::message(a, m, uid), encode(&rec))?;
+            put_message(txn, a, m, uid, &rec, was_deleted)?;
             changed_uids.push(uid);
         }
         updates.push(FlagUpdate {
@@ -465,7 +504,7 @@ pub(crate) fn move_all(
         let mut rec: MessageRecord = decode("message", &v)?;
         remove_message(txn, a, from, &mut src, uid, &rec, acct.modseq)?;
         rec.modseq = acct.modseq;
-        txn.put(keys::CF_MESSAGE, &keys::message(a, to, uid), encode(&rec))?;
+        put_message(txn, a, to, uid, &rec, false)?;
         dst.messages += 1;
         dst.unseen += u32::from(!rec.flags.seen());
         dst.size += rec.size;
@@ -512,6 +551,7 @@ pub(crate) fn delete_mailbox_messages(
     }
     txn.delete_range(keys::CF_MESSAGE, &prefix, &end)?;
     txn.delete_range(keys::CF_CHANGES, &prefix, &end)?;
+    txn.delete(keys::CF_MAILBOX, &keys::deleted_uids(a, m))?;
     mailbox::save_account(txn, a, &acct)
 }
 
@@ -594,6 +634,19 @@ impl Store {
         .await
     }
 
+    /// How many messages of the folder are flagged `\Deleted` (STATUS DELETED).
+    pub async fn deleted_count(&self, a: AccountId, m: MailboxId) -> Result<u32, StoreError> {
+        self.read_small(move |r| {
+            let v = r.get(keys::CF_MAILBOX, &keys::deleted_uids(a, m))?;
+            let set: UidRanges = v
+                .map(|v| decode("deleted uids", &v))
+                .transpose()?
+                .unwrap_or_default();
+            Ok(set.len())
+        })
+        .await
+    }
+
     /// Removes messages; returns the expunged UIDs in ascending order.
     pub async fn expunge(
         &self,
@@ -601,8 +654,6 @@ impl Store {
         m: MailboxId,
         set: ExpungeSet,
     ) -> Result<Vec<u32>, StoreError> {
-        let needs_clean = matches!(set, ExpungeSet::AllDeleted);
-        self.submit(needs_clean, move |txn| expunge(txn, a, m, set))
-            .await
+        self.submit(false, move |txn| expunge(txn, a, m, set)).await
     }
 }

@@ -112,6 +112,68 @@ pub struct MessageRecord {
     pub modseq: u64,
 }
 
+/// A set of UIDs as sorted, disjoint, non-adjacent inclusive ranges: a
+/// folder marked `\Deleted` wholesale is one range.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UidRanges(Vec<(u32, u32)>);
+
+impl UidRanges {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> u32 {
+        self.0.iter().map(|&(lo, hi)| hi - lo + 1).sum()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().flat_map(|&(lo, hi)| lo..=hi)
+    }
+
+    pub fn insert(&mut self, uid: u32) {
+        // The first range that ends at or after uid - 1 (so it may absorb uid).
+        let i = self
+            .0
+            .partition_point(|&(_, hi)| hi.saturating_add(1) < uid);
+        match self.0.get(i).copied() {
+            Some((lo, hi)) if lo <= uid && uid <= hi => {}
+            Some((lo, hi)) if hi.saturating_add(1) == uid => {
+                self.0[i].1 = uid;
+                // uid may now touch the next range.
+                if let Some(&(next_lo, next_hi)) = self.0.get(i + 1)
+                    && next_lo == uid.saturating_add(1)
+                {
+                    self.0[i] = (lo, next_hi);
+                    self.0.remove(i + 1);
+                }
+            }
+            Some((lo, _)) if uid.saturating_add(1) == lo => self.0[i].0 = uid,
+            _ => self.0.insert(i, (uid, uid)),
+        }
+    }
+
+    pub fn remove(&mut self, uid: u32) {
+        let i = self.0.partition_point(|&(_, hi)| hi < uid);
+        let Some((lo, hi)) = self.0.get(i).copied() else {
+            return;
+        };
+        if uid < lo {
+            return;
+        }
+        match (lo == uid, hi == uid) {
+            (true, true) => {
+                self.0.remove(i);
+            }
+            (true, false) => self.0[i].0 = uid + 1,
+            (false, true) => self.0[i].1 = uid - 1,
+            (false, false) => {
+                self.0[i].1 = uid - 1;
+                self.0.insert(i + 1, (uid + 1, hi));
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BlobRecord {
     /// Number of message records that point at this blob; freed at zero.
@@ -127,4 +189,61 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 
 pub fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, b: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UidRanges;
+
+    fn set(uids: &[u32]) -> UidRanges {
+        let mut s = UidRanges::default();
+        for &u in uids {
+            s.insert(u);
+        }
+        s
+    }
+
+    #[test]
+    fn uid_ranges_merge_and_split() {
+        let mut s = set(&[5, 3, 4, 10, 1, 9, 11, 4, u32::MAX, 0]);
+        assert_eq!(s.0, vec![(0, 1), (3, 5), (9, 11), (u32::MAX, u32::MAX)]);
+        s.insert(2);
+        assert_eq!(s.0, vec![(0, 5), (9, 11), (u32::MAX, u32::MAX)]);
+        s.remove(3);
+        s.remove(11);
+        s.remove(9);
+        s.remove(7);
+        s.remove(u32::MAX);
+        assert_eq!(s.0, vec![(0, 2), (4, 5), (10, 10)]);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 1, 2, 4, 5, 10]);
+        assert_eq!(s.len(), 6);
+        for u in [0, 1, 2, 4, 5, 10] {
+            s.remove(u);
+        }
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn uid_ranges_match_a_plain_set() {
+        // A deterministic shuffle of inserts and removes against BTreeSet.
+        let mut s = UidRanges::default();
+        let mut model = std::collections::BTreeSet::new();
+        let mut x: u32 = 12345;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let uid = (x >> 8) % 200;
+            if x & 1 == 0 {
+                s.insert(uid);
+                model.insert(uid);
+            } else {
+                s.remove(uid);
+                model.remove(&uid);
+            }
+            assert!(s.0.windows(2).all(|w| w[0].1 + 1 < w[1].0), "{:?}", s.0);
+        }
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            model.into_iter().collect::<Vec<_>>()
+        );
+    }
 }

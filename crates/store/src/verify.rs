@@ -1,11 +1,11 @@
 //! `posthorn verify`: recomputes every derived counter from the records and
 //! reports mismatches. Also the crash test's judge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rocksdb::{DB, IteratorMode, Snapshot};
 
-use crate::records::{AccountRecord, BlobRecord, MailboxRecord, MessageRecord, decode};
+use crate::records::{AccountRecord, BlobRecord, MailboxRecord, MessageRecord, UidRanges, decode};
 use crate::writer::handle;
 use crate::{AccountId, BlobId, MailboxId, StoreError, keys};
 
@@ -43,6 +43,7 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
     let mut quota: HashMap<AccountId, u64> = HashMap::new();
     let mut folders: HashMap<(AccountId, MailboxId), (u32, u32, u64, u32)> = HashMap::new();
     let mut refs: HashMap<BlobId, u32> = HashMap::new();
+    let mut deleted: HashMap<(AccountId, MailboxId), UidRanges> = HashMap::new();
     each(db, &snap, keys::CF_MESSAGE, |k, v| {
         let (Some(a), Some(m), Some(uid)) = (
             keys::be_u64(k),
@@ -61,6 +62,9 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
         f.2 += rec.size;
         f.3 = f.3.max(uid);
         *refs.entry(rec.blob).or_default() += 1;
+        if rec.flags.deleted() {
+            deleted.entry((a, m)).or_default().insert(uid);
+        }
         Ok(())
     })?;
     each(db, &snap, keys::CF_QUEUE, |_, v| {
@@ -88,12 +92,21 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
         ));
     }
     each(db, &snap, keys::CF_MAILBOX, |k, v| {
-        if k.get(8) != Some(&b'i') {
-            return Ok(());
-        }
         let (Some(a), Some(m)) = (keys::be_u64(k), k.get(9..).and_then(keys::be_u32)) else {
             return Ok(());
         };
+        if k.get(8) == Some(&b'd') {
+            let set: UidRanges = decode("deleted uids", v)?;
+            if deleted.remove(&(a, m)).unwrap_or_default() != set {
+                report.problems.push(format!(
+                    "account {a} folder {m}: \\Deleted set does not match the flags"
+                ));
+            }
+            return Ok(());
+        }
+        if k.get(8) != Some(&b'i') {
+            return Ok(());
+        }
         let rec: MailboxRecord = decode("mailbox", v)?;
         report.mailboxes += 1;
         let (count, unseen, size, max_uid) = folders.remove(&(a, m)).unwrap_or_default();
@@ -116,8 +129,13 @@ pub(crate) fn verify(db: &DB) -> Result<VerifyReport, StoreError> {
             "{count} messages in missing folder {m} of account {a}"
         ));
     }
+    for (a, m) in deleted.into_keys() {
+        report.problems.push(format!(
+            "account {a} folder {m}: \\Deleted messages missing from its \\Deleted set"
+        ));
+    }
     let blob_cf = handle(db, keys::CF_BLOB)?;
-    let mut known = std::collections::HashSet::new();
+    let mut known = HashSet::new();
     each(db, &snap, keys::CF_BLOBMETA, |k, v| {
         if k.len() != 8 {
             return Ok(());

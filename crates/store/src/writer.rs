@@ -4,7 +4,7 @@
 //! (group commit) and read-modify-write sequences (UIDNEXT, quota, reference counts)
 //! never race. Nothing is acknowledged before its batch is in the synced WAL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -24,8 +24,8 @@ pub(crate) type Stager = Box<dyn FnOnce(&mut Txn<'_>) -> (Completion, bool) + Se
 pub(crate) type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
 
 pub(crate) struct Job {
-    /// Jobs that scan key ranges need every earlier job committed first, because
-    /// scans read the database directly rather than through the overlay.
+    /// Jobs that use `delete_range` run in a group of their own: the overlay
+    /// that gives scans and lookups read-your-writes holds point writes only.
     pub needs_clean: bool,
     pub run: Stager,
 }
@@ -71,8 +71,19 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    /// Deletes `[from, to)`; only for keys no point lookup in this group reads back
-    /// (blob chunks).
+    /// Deletes the first `chunks` chunks of a blob. Point deletes, not a range:
+    /// every range tombstone in a memtable is re-read by each later read of
+    /// the column family, and a busy server frees blobs all the time.
+    pub fn delete_chunks(&mut self, blob: crate::BlobId, chunks: u32) -> Result<(), StoreError> {
+        let cf = handle(self.db, keys::CF_BLOB)?;
+        for index in 0..chunks {
+            self.batch.delete_cf(cf, keys::blob_chunk(blob, index));
+        }
+        Ok(())
+    }
+
+    /// Deletes `[from, to)` (a removed folder or account); only for keys no
+    /// point lookup in this group reads back.
     pub fn delete_range(
         &mut self,
         cf: &'static str,
@@ -83,10 +94,21 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    /// All committed keys with `prefix`. Only valid in `needs_clean` jobs, before
-    /// their own writes touch the range.
+    /// All keys with `prefix`, as committed and then changed by point writes
+    /// staged in this group (not by `delete_range`: jobs that use it run alone).
     pub fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<KeyValues, StoreError> {
-        scan_prefix(self.db, cf, prefix)
+        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> =
+            scan_prefix(self.db, cf, prefix)?.into_iter().collect();
+        for ((staged_cf, key), value) in &self.overlay {
+            if *staged_cf != cf || !key.starts_with(prefix) {
+                continue;
+            }
+            match value {
+                Some(v) => rows.insert(key.clone(), v.clone()),
+                None => rows.remove(key),
+            };
+        }
+        Ok(rows.into_iter().collect())
     }
 
     pub fn publish(&mut self, change: Change) {
@@ -101,17 +123,45 @@ pub(crate) fn handle<'d>(db: &'d DB, cf: &str) -> Result<&'d rocksdb::ColumnFami
 
 pub(crate) fn scan_prefix(db: &DB, cf: &str, prefix: &[u8]) -> Result<KeyValues, StoreError> {
     let mut out = Vec::new();
-    for item in db.iterator_cf(
-        handle(db, cf)?,
-        IteratorMode::From(prefix, rocksdb::Direction::Forward),
-    ) {
+    let opts = rocksdb::ReadOptions::default();
+    for item in range(db, cf, prefix, prefix_end(prefix), opts)? {
         let (k, v) = item?;
-        if !k.starts_with(prefix) {
-            break;
-        }
         out.push((k.into_vec(), v.into_vec()));
     }
     Ok(out)
+}
+
+/// Iterates keys from `from` up to (not including) `upper`. The bound lets
+/// RocksDB stop at the range's end instead of stepping over the deletion
+/// markers that follow it.
+pub(crate) fn range<'d>(
+    db: &'d DB,
+    cf: &str,
+    from: &[u8],
+    upper: Option<Vec<u8>>,
+    mut opts: rocksdb::ReadOptions,
+) -> Result<rocksdb::DBIteratorWithThreadMode<'d, DB>, StoreError> {
+    if let Some(upper) = upper {
+        opts.set_iterate_upper_bound(upper);
+    }
+    Ok(db.iterator_cf_opt(
+        handle(db, cf)?,
+        opts,
+        IteratorMode::From(from, rocksdb::Direction::Forward),
+    ))
+}
+
+/// The first key after every key that starts with `prefix`; `None` when
+/// there is none (an all-0xff prefix).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 pub(crate) fn spawn(

@@ -661,3 +661,109 @@ async fn verify_sees_a_consistent_view_while_writers_run() {
     assert!(checks > 1, "verify ran while the writers were busy");
     assert_consistent(&store).await;
 }
+
+#[tokio::test]
+async fn expunge_takes_the_deleted_set_kept_by_every_write() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let a = account(&store).await;
+    let inbox_id = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    let archive = store.mailbox(a, "Archive").await.unwrap().unwrap().id;
+    let deleted = Flags {
+        system: Flags::DELETED,
+        keywords: Vec::new(),
+    };
+    // 1 arrives flagged \Deleted; 2..=6 plain.
+    let mut flagged = inbox(a);
+    flagged.flags = deleted.clone();
+    deliver(&store, &message(1, 300), vec![flagged]).await;
+    for n in 2..=6 {
+        deliver(&store, &message(n, 300), vec![inbox(a)]).await;
+    }
+    store
+        .set_flags(
+            a,
+            inbox_id,
+            vec![2, 3, 4],
+            FlagOp::Add,
+            deleted.clone(),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .set_flags(a, inbox_id, vec![3], FlagOp::Remove, deleted.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(store.deleted_count(a, inbox_id).await.unwrap(), 3);
+    assert_consistent(&store).await;
+
+    // A copy keeps the flag (and joins the target's set); a move takes the
+    // message out of the source's set.
+    let copied = store
+        .copy(a, inbox_id, vec![2], archive, None)
+        .await
+        .unwrap();
+    store
+        .move_messages(a, inbox_id, vec![4], archive)
+        .await
+        .unwrap();
+    assert_eq!(store.deleted_count(a, inbox_id).await.unwrap(), 2);
+    assert_eq!(store.deleted_count(a, archive).await.unwrap(), 2);
+    assert_consistent(&store).await;
+
+    // A flag change and an EXPUNGE queued together (one commit group): the
+    // expunge sees the change.
+    let (flag, gone) = tokio::join!(
+        store.set_flags(a, inbox_id, vec![6], FlagOp::Add, deleted.clone(), None),
+        store.expunge(a, inbox_id, ExpungeSet::AllDeleted),
+    );
+    flag.unwrap();
+    assert_eq!(gone.unwrap(), vec![1, 2, 6]);
+    assert_eq!(
+        store
+            .list(a, inbox_id, 1..=u32::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(u, _)| *u)
+            .collect::<Vec<_>>(),
+        [3, 5]
+    );
+    assert_eq!(store.deleted_count(a, inbox_id).await.unwrap(), 0);
+    let archived = store
+        .expunge(a, archive, ExpungeSet::AllDeleted)
+        .await
+        .unwrap();
+    assert_eq!(archived.len(), 2);
+    assert!(archived.contains(&copied.uids[0].1));
+    assert_eq!(store.folder_messages(a, archive).await.unwrap(), Vec::new());
+    assert_consistent(&store).await;
+}
+
+#[tokio::test]
+async fn folder_messages_stops_before_trailing_expunged_records() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let a = account(&store).await;
+    let inbox_id = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    for n in 1..=50 {
+        deliver(&store, &message(n, 200), vec![inbox(a)]).await;
+    }
+    store
+        .expunge(a, inbox_id, ExpungeSet::Exactly((11..=50).collect()))
+        .await
+        .unwrap();
+    store
+        .expunge(a, inbox_id, ExpungeSet::Exactly(vec![3]))
+        .await
+        .unwrap();
+    let uids: Vec<u32> = store
+        .folder_messages(a, inbox_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(uids, [1, 2, 4, 5, 6, 7, 8, 9, 10]);
+}

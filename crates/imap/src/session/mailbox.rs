@@ -79,7 +79,7 @@ impl Session {
         // idempotent on the view).
         self.drop_changes();
         let store = &self.inner.store;
-        let list = match store.list(a, mb.id, 1..=u32::MAX).await {
+        let list = match store.folder_messages(a, mb.id).await {
             Ok(l) => l,
             Err(e) => return Ok(super::store_error(e)),
         };
@@ -302,12 +302,10 @@ impl Session {
         if !items.contains(&StatusItem::Deleted) {
             return Ok(0);
         }
-        let list = self
-            .inner
+        self.inner
             .store
-            .list(self.account(), mailbox, 1..=u32::MAX)
-            .await?;
-        Ok(list.iter().filter(|(_, r)| r.flags.deleted()).count() as u32)
+            .deleted_count(self.account(), mailbox)
+            .await
     }
 
     /// CLOSE expunges silently (RFC 3501 §6.4.2); UNSELECT does not (RFC 3691).

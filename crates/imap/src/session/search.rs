@@ -288,9 +288,14 @@ impl Session {
         let view: Vec<u32> = sel.uids.clone();
         let saved: Vec<u32> = sel.saved.clone();
         let a = self.account();
-        let records = match self.inner.store.list(a, mailbox, 1..=u32::MAX).await {
-            Ok(r) => r,
-            Err(e) => return Ok(super::store_error(e)),
+        // Only the client's view counts: messages after its last UID are
+        // not searched, nor the deletion markers between them.
+        let records = match (view.first(), view.last()) {
+            (Some(&lo), Some(&hi)) => match self.inner.store.list(a, mailbox, lo..=hi).await {
+                Ok(r) => r,
+                Err(e) => return Ok(super::store_error(e)),
+            },
+            _ => Vec::new(),
         };
         let mut wants = Needs::default();
         needs(key, &mut wants);

@@ -167,7 +167,7 @@ impl Session {
             // Rebuild from the store: what is gone is expunged, what is new
             // is appended (RFC 3501 §5.2 lets us report either at any
             // allowed moment).
-            if let Ok(list) = self.inner.store.list(account, mailbox, 1..=u32::MAX).await {
+            if let Ok(list) = self.inner.store.folder_messages(account, mailbox).await {
                 let Some(sel) = self.selected.as_mut() else {
                     return out;
                 };

@@ -1,0 +1,112 @@
+//! Small reads tried on the calling thread first. A read that finds its data
+//! in a memtable or RocksDB's block cache needs microseconds, less than the
+//! two thread switches of a trip to tokio's blocking pool; one that would have
+//! to wait for the disk is stopped by RocksDB (`ReadTier::BlockCache` makes it
+//! return `Incomplete` instead of reading a file) and run again on the pool.
+
+use std::cell::Cell;
+
+use rocksdb::{DB, ErrorKind, ReadOptions, ReadTier};
+
+use crate::writer::{self, handle};
+use crate::{Store, StoreError};
+
+pub(crate) struct Reader<'a> {
+    db: &'a DB,
+    /// Reads may use memtables and the block cache only.
+    memory_only: bool,
+    /// A read needed the disk: the result is void, run again off the reactor.
+    missed: Cell<bool>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(db: &'a DB, memory_only: bool) -> Self {
+        Reader {
+            db,
+            memory_only,
+            missed: Cell::new(false),
+        }
+    }
+
+    fn options(&self) -> ReadOptions {
+        let mut opts = ReadOptions::default();
+        if self.memory_only {
+            opts.set_read_tier(ReadTier::BlockCache);
+        }
+        opts
+    }
+
+    fn check<T>(&self, result: Result<T, rocksdb::Error>) -> Result<T, StoreError> {
+        result.map_err(|e| {
+            if e.kind() == ErrorKind::Incomplete {
+                self.missed.set(true);
+            }
+            StoreError::from(e)
+        })
+    }
+
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let cf = handle(self.db, cf)?;
+        self.check(self.db.get_cf_opt(cf, key, &self.options()))
+    }
+
+    /// Values of `keys` in one call, in the order asked.
+    pub fn multi_get(
+        &self,
+        cf: &str,
+        keys: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let cf = handle(self.db, cf)?;
+        let keys: Vec<_> = keys.into_iter().map(|k| (cf, k)).collect();
+        self.db
+            .multi_get_cf_opt(keys, &self.options())
+            .into_iter()
+            .map(|v| self.check(v))
+            .collect()
+    }
+
+    /// Visits the keys from `from` up to (not including) `upper` in order.
+    pub fn each(
+        &self,
+        cf: &str,
+        from: &[u8],
+        upper: Option<Vec<u8>>,
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in writer::range(self.db, cf, from, upper, self.options())? {
+            let (k, v) = self.check(item)?;
+            visit(&k, &v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Runs a read of a few records: first here, from memory only; again on
+    /// the blocking pool if that was not enough.
+    pub(crate) async fn read_small<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Reader<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db();
+        let first = Reader::new(&db, true);
+        match f(&first) {
+            Err(_) if first.missed.get() => {}
+            done => return done,
+        }
+        metrics::counter!("posthorn_store_reads_from_disk_total").increment(1);
+        tokio::task::spawn_blocking(move || f(&Reader::new(&db, false)))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?
+    }
+
+    /// Runs a read that may be long (a whole folder) on the blocking pool.
+    pub(crate) async fn read_large<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Reader<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.read(move |db| f(&Reader::new(db, false))).await
+    }
+}
