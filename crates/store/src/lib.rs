@@ -107,11 +107,14 @@ impl Default for StoreOptions {
     }
 }
 
-/// Records a read may cover and still be tried on the reactor thread.
-const SMALL_READ: u64 = 64;
+/// Message records a read may cover and still be tried on the calling thread
+/// (a few hundred microseconds): a SEARCH of a typical folder is one.
+const SMALL_LIST: u64 = 2048;
+/// Summaries (larger, with strings to decode) likewise.
+const SMALL_SUMMARIES: usize = 64;
 
-/// Memtable size of the message column family (about 40,000 records).
-const MESSAGE_WRITE_BUFFER: usize = 4 << 20;
+/// Memtable size of the message column family (about 10,000 records).
+const MESSAGE_WRITE_BUFFER: usize = 1 << 20;
 
 #[derive(Clone)]
 pub struct Store {
@@ -316,7 +319,7 @@ impl Store {
         mailbox: MailboxId,
         uids: RangeInclusive<u32>,
     ) -> Result<Vec<(u32, MessageRecord)>, StoreError> {
-        let small = u64::from(*uids.end()).saturating_sub(u64::from(*uids.start())) < SMALL_READ;
+        let small = u64::from(*uids.end()).saturating_sub(u64::from(*uids.start())) < SMALL_LIST;
         let read = move |r: &read::Reader<'_>| {
             let from = keys::message(account, mailbox, *uids.start());
             let upper = match uids.end().checked_add(1) {
@@ -408,7 +411,7 @@ impl Store {
     /// The summaries of several blobs in one read (FETCH ENVELOPE over many
     /// messages), in the order asked.
     pub async fn summaries(&self, blobs: Vec<BlobId>) -> Result<Vec<Summary>, StoreError> {
-        let small = blobs.len() as u64 <= SMALL_READ;
+        let small = blobs.len() <= SMALL_SUMMARIES;
         let read = move |r: &read::Reader<'_>| {
             let keys = blobs.iter().map(|&b| message::summary_key(b).to_vec());
             r.multi_get(keys::CF_BLOBMETA, keys)?
