@@ -41,7 +41,13 @@ pub struct LineReader<S> {
     start: usize,
     end: usize,
     idle_timeout: Duration,
+    /// Written by [`LineReader::write_later`], not sent yet; empty, without
+    /// capacity, between replies.
+    pending: Vec<u8>,
 }
+
+/// Bytes [`LineReader::write_later`] holds back at most.
+const PENDING_LIMIT: usize = 64 * 1024;
 
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "idle timeout")
@@ -55,6 +61,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineReader<S> {
             start: 0,
             end: 0,
             idle_timeout,
+            pending: Vec::new(),
         }
     }
 
@@ -202,10 +209,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineReader<S> {
         Ok(())
     }
 
-    /// Writes and flushes `data`. Fails with `TimedOut` when the peer
-    /// accepts nothing for the idle timeout, so a client that stops reading
-    /// cannot hold the connection; a large but moving write is fine.
-    pub async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+    /// Queues `data` to go out with the next [`LineReader::write_all`], so a
+    /// command's untagged responses and its tagged reply leave in one
+    /// segment (one system call, one wake-up of the client). Past 64 KiB it
+    /// sends at once: a large reply never sits whole in memory.
+    pub async fn write_later(&mut self, data: &[u8]) -> io::Result<()> {
+        self.pending.extend_from_slice(data);
+        if self.pending.len() < PENDING_LIMIT {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.send(&pending).await
+    }
+
+    /// Writes and flushes what [`LineReader::write_later`] queued, then `data`.
+    /// Fails with `TimedOut` when the peer accepts nothing for the idle
+    /// timeout, so a client that stops reading cannot hold the connection; a
+    /// large but moving write is fine.
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return self.send(data).await;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.extend_from_slice(data);
+        self.send(&pending).await
+    }
+
+    async fn send(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let n = tokio::time::timeout(self.idle_timeout, self.inner.write(data))
                 .await
@@ -245,9 +275,30 @@ impl LineReader<Stream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     /// An idle connection holds no read buffer: it is released while the
     /// read waits, and what was received stays readable across that.
+    #[tokio::test]
+    async fn write_later_goes_out_with_the_next_write_all_or_past_the_limit() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut r = LineReader::new(server, Duration::from_secs(10));
+        r.write_later(b"* 1 EXISTS\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let nothing = tokio::time::timeout(Duration::from_millis(50), client.read(&mut buf));
+        assert!(nothing.await.is_err(), "queued bytes were sent early");
+        r.write_all(b"a1 OK done\r\n").await.unwrap();
+        let n = client.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"* 1 EXISTS\r\na1 OK done\r\n");
+        assert_eq!(r.pending.capacity(), 0, "no buffer kept between replies");
+
+        let big = vec![b'x'; PENDING_LIMIT];
+        r.write_later(&big).await.unwrap();
+        let mut got = vec![0u8; PENDING_LIMIT];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, big);
+    }
+
     #[tokio::test]
     async fn waiting_reader_holds_no_buffer() {
         let (mut client, server) = tokio::io::duplex(64);

@@ -159,12 +159,12 @@ impl Session {
                 };
                 self.fetch_one(&mut out, msg, items, with_flags).await?;
                 if out.len() >= INLINE as usize {
-                    self.io.write_all(&out).await?;
+                    self.io.write_later(&out).await?;
                     out.clear();
                 }
             }
         }
-        self.io.write_all(&out).await?;
+        self.io.write_later(&out).await?;
         if let Some(code) = self.binary_failure.take() {
             return Ok(format!(
                 "NO [{code}] A part could not be decoded for BINARY"

@@ -147,7 +147,7 @@ impl Session {
             }
         }
         drop(list);
-        self.io.write_all(&out).await?;
+        self.io.write_later(&out).await?;
         self.selected = Some(Selected::new(mb.id, read_only, uids));
         Ok(if read_only {
             "OK [READ-ONLY] EXAMINE completed"

@@ -45,7 +45,7 @@ impl Session {
             );
             out.extend_from_slice(line.as_bytes());
         }
-        self.io.write_all(&out).await?;
+        self.io.write_later(&out).await?;
         Ok("OK completed".into())
     }
 
@@ -107,7 +107,7 @@ impl Session {
             }
             out.extend_from_slice(format!("* {seq} FETCH ({})\r\n", items.join(" ")).as_bytes());
         }
-        self.io.write_all(&out).await?;
+        self.io.write_later(&out).await?;
         if modified.is_empty() {
             return Ok("OK STORE completed".into());
         }
@@ -180,7 +180,7 @@ impl Session {
             sel.expunged.extend(result.uids.iter().map(|p| p.0));
             sel.expunge_now(&mut out, self.qresync);
         }
-        self.io.write_all(&out).await?;
+        self.io.write_later(&out).await?;
         Ok("OK MOVE completed".into())
     }
 
@@ -208,7 +208,7 @@ impl Session {
             sel.expunged.extend(gone);
             sel.expunge_now(&mut out, self.qresync);
         }
-        self.io.write_all(&out).await?;
+        self.io.write_later(&out).await?;
         Ok("OK EXPUNGE completed".into())
     }
 }

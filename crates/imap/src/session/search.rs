@@ -382,7 +382,7 @@ impl Session {
                 out
             }
         };
-        self.io.write_all(out.as_bytes()).await?;
+        self.io.write_later(out.as_bytes()).await?;
         Ok(format!(
             "OK {}SEARCH completed",
             if uid { "UID " } else { "" }
