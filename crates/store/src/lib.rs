@@ -1,7 +1,9 @@
 //! The RocksDB message store: accounts' folders, messages with UIDs, flags and
 //! modseq, chunked reference-counted message bytes, exact quota counters and a change
-//! feed. All writes go through one writer thread with group commit (see `writer`);
-//! reads run on tokio's blocking pool, never on the reactor.
+//! feed. All writes go through one writer thread with group commit (see `writer`).
+//! Reads never wait for the disk on the reactor: small ones try memtables and the
+//! block cache first and go to tokio's blocking pool only if that is not enough
+//! (see `read`); large ones always run there.
 
 mod backup;
 mod blob;
