@@ -122,8 +122,14 @@ impl UidRanges {
         self.0.is_empty()
     }
 
+    /// How many UIDs the set holds (at most `u32::MAX`).
     pub fn len(&self) -> u32 {
-        self.0.iter().map(|&(lo, hi)| hi - lo + 1).sum()
+        let total: u64 = self
+            .0
+            .iter()
+            .map(|&(lo, hi)| u64::from(hi.saturating_sub(lo)) + 1)
+            .sum();
+        u32::try_from(total).unwrap_or(u32::MAX)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
@@ -206,6 +212,7 @@ mod tests {
     #[test]
     fn uid_ranges_merge_and_split() {
         let mut s = set(&[5, 3, 4, 10, 1, 9, 11, 4, u32::MAX, 0]);
+        assert_eq!(s.len(), 9);
         assert_eq!(s.0, vec![(0, 1), (3, 5), (9, 11), (u32::MAX, u32::MAX)]);
         s.insert(2);
         assert_eq!(s.0, vec![(0, 5), (9, 11), (u32::MAX, u32::MAX)]);
