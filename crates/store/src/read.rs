@@ -8,7 +8,7 @@ use std::cell::Cell;
 
 use rocksdb::{DB, ErrorKind, ReadOptions, ReadTier};
 
-use crate::writer::{self, handle};
+use crate::writer::handle;
 use crate::{Store, StoreError};
 
 pub(crate) struct Reader<'a> {
@@ -65,7 +65,8 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
-    /// Visits the keys from `from` up to (not including) `upper` in order.
+    /// Visits the keys from `from` up to (not including) `upper` in order,
+    /// without copying each entry out of RocksDB.
     pub fn each(
         &self,
         cf: &str,
@@ -73,11 +74,17 @@ impl<'a> Reader<'a> {
         upper: Option<Vec<u8>>,
         mut visit: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        for item in writer::range(self.db, cf, from, upper, self.options())? {
-            let (k, v) = self.check(item)?;
-            visit(&k, &v)?;
+        let mut opts = self.options();
+        if let Some(upper) = upper {
+            opts.set_iterate_upper_bound(upper);
         }
-        Ok(())
+        let mut it = self.db.raw_iterator_cf_opt(handle(self.db, cf)?, opts);
+        it.seek(from);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            visit(k, v)?;
+            it.next();
+        }
+        self.check(it.status())
     }
 }
 
