@@ -206,6 +206,7 @@ def test_metrics(web):
     assert commits >= 1
     assert metric(text, "posthorn_store_commit_seconds_bucket", '{le="+Inf"}') == commits
     assert "# TYPE posthorn_store_commit_seconds histogram" in text
+    assert metric(text, "posthorn_store_reads_from_disk_total") >= 0
     # Metrics are served on the loopback http listener only.
     assert request(web, "https", "/metrics")[0] == 404
 

@@ -11,6 +11,7 @@
 //! | `posthorn_queue_size` | gauge | (messages in the outbound queue) |
 //! | `posthorn_auth_failures_total` | counter | `protocol` (imap, pop3, smtp, web, api) |
 //! | `posthorn_store_commit_seconds` | histogram | (synced store commits) |
+//! | `posthorn_store_reads_from_disk_total` | counter | (small reads that memory could not answer) |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub const BOUNCED: &str = "posthorn_messages_bounced_total";
 pub const QUEUE_SIZE: &str = "posthorn_queue_size";
 pub const AUTH_FAILURES: &str = "posthorn_auth_failures_total";
 pub const COMMIT_SECONDS: &str = "posthorn_store_commit_seconds";
+pub const READS_FROM_DISK: &str = "posthorn_store_reads_from_disk_total";
 
 /// Commit latency buckets: a synced write takes well under a millisecond on
 /// an SSD and tens of milliseconds on a busy disk.
@@ -64,6 +66,7 @@ pub fn install(listeners: &[String]) -> Result<PrometheusHandle, String> {
     metrics::counter!(DELIVERED, "kind" => "outbound").increment(0);
     metrics::counter!(BOUNCED).increment(0);
     metrics::gauge!(QUEUE_SIZE).set(0.0);
+    metrics::counter!(READS_FROM_DISK).increment(0);
     Ok(handle)
 }
 
@@ -82,6 +85,10 @@ fn describe() {
         COMMIT_SECONDS,
         Unit::Seconds,
         "Synced store commits (one fsync per group of writes)."
+    );
+    describe_counter!(
+        READS_FROM_DISK,
+        "Small store reads that memtables and the block cache could not answer, run on the blocking pool."
     );
 }
 
