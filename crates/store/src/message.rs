@@ -113,52 +113,83 @@ fn load_message(
         .transpose()
 }
 
-/// Writes a message record and keeps the folder's `\Deleted` set in step with it.
+/// Writes a message record whose `\Deleted` flag was `was_deleted` and notes
+/// a change of that flag for the folder's set.
 fn put_message(
     txn: &mut Txn<'_>,
-    a: AccountId,
-    m: MailboxId,
+    folder: &mut DeletedChanges,
     uid: u32,
     rec: &MessageRecord,
     was_deleted: bool,
 ) -> Result<(), StoreError> {
-    txn.put(keys::CF_MESSAGE, &keys::message(a, m, uid), encode(rec))?;
+    txn.put(
+        keys::CF_MESSAGE,
+        &keys::message(folder.account, folder.mailbox, uid),
+        encode(rec),
+    )?;
     match (was_deleted, rec.flags.deleted()) {
-        (false, true) => change_deleted(txn, a, m, |set| set.insert(uid)),
-        (true, false) => change_deleted(txn, a, m, |set| set.remove(uid)),
-        _ => Ok(()),
+        (false, true) => folder.added.push(uid),
+        (true, false) => folder.removed.push(uid),
+        _ => {}
     }
+    Ok(())
 }
 
 /// The UIDs of the folder's messages flagged `\Deleted`.
 fn load_deleted(txn: &Txn<'_>, a: AccountId, m: MailboxId) -> Result<UidRanges, StoreError> {
-    txn.get(keys::CF_MAILBOX, &keys::deleted_uids(a, m))?
+    decode_deleted(txn.get(keys::CF_MAILBOX, &keys::deleted_uids(a, m))?)
+}
+
+fn decode_deleted(value: Option<Vec<u8>>) -> Result<UidRanges, StoreError> {
+    value
         .map(|v| decode("deleted uids", &v))
         .transpose()
         .map(Option::unwrap_or_default)
 }
 
-fn change_deleted(
-    txn: &mut Txn<'_>,
-    a: AccountId,
-    m: MailboxId,
-    change: impl FnOnce(&mut UidRanges),
-) -> Result<(), StoreError> {
-    let mut set = load_deleted(txn, a, m)?;
-    change(&mut set);
-    let key = keys::deleted_uids(a, m);
-    if set.is_empty() {
-        txn.delete(keys::CF_MAILBOX, &key)
-    } else {
-        txn.put(keys::CF_MAILBOX, &key, encode(&set))
+/// What one operation did to a folder's `\Deleted` set, written with one
+/// read and one write of the set however many messages it touched.
+struct DeletedChanges {
+    account: AccountId,
+    mailbox: MailboxId,
+    added: Vec<u32>,
+    removed: Vec<u32>,
+}
+
+impl DeletedChanges {
+    fn new(account: AccountId, mailbox: MailboxId) -> Self {
+        DeletedChanges {
+            account,
+            mailbox,
+            added: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
+
+    fn save(self, txn: &mut Txn<'_>) -> Result<(), StoreError> {
+        if self.added.is_empty() && self.removed.is_empty() {
+            return Ok(());
+        }
+        let mut set = load_deleted(txn, self.account, self.mailbox)?;
+        for uid in self.removed {
+            set.remove(uid);
+        }
+        for uid in self.added {
+            set.insert(uid);
+        }
+        let key = keys::deleted_uids(self.account, self.mailbox);
+        if set.is_empty() {
+            txn.delete(keys::CF_MAILBOX, &key)
+        } else {
+            txn.put(keys::CF_MAILBOX, &key, encode(&set))
+        }
     }
 }
 
 /// Adds a message record to a folder; the caller saves `mrec` and the account.
 fn insert_message(
     txn: &mut Txn<'_>,
-    a: AccountId,
-    m: MailboxId,
+    folder: &mut DeletedChanges,
     mrec: &mut MailboxRecord,
     mut rec: MessageRecord,
     modseq: u64,
@@ -173,27 +204,27 @@ fn insert_message(
     mrec.size += rec.size;
     mrec.highest_modseq = modseq;
     rec.modseq = modseq;
-    put_message(txn, a, m, uid, &rec, false)?;
+    put_message(txn, folder, uid, &rec, false)?;
     Ok(uid)
 }
 
 /// Removes a message record and logs the expunge; blob and quota are the caller's.
 fn remove_message(
     txn: &mut Txn<'_>,
-    a: AccountId,
-    m: MailboxId,
+    folder: &mut DeletedChanges,
     mrec: &mut MailboxRecord,
     uid: u32,
     rec: &MessageRecord,
     modseq: u64,
 ) -> Result<(), StoreError> {
+    let (a, m) = (folder.account, folder.mailbox);
     mrec.messages = mrec.messages.saturating_sub(1);
     mrec.unseen = mrec.unseen.saturating_sub(u32::from(!rec.flags.seen()));
     mrec.size = mrec.size.saturating_sub(rec.size);
     mrec.highest_modseq = modseq;
     txn.delete(keys::CF_MESSAGE, &keys::message(a, m, uid))?;
     if rec.flags.deleted() {
-        change_deleted(txn, a, m, |set| set.remove(uid))?;
+        folder.removed.push(uid);
     }
     txn.put(
         keys::CF_CHANGES,
@@ -253,7 +284,9 @@ pub(crate) fn deliver(
             flags: t.flags.clone(),
             modseq: 0,
         };
-        let uid = insert_message(txn, t.account, m, &mut mrec, rec, acct.modseq)?;
+        let mut deleted = DeletedChanges::new(t.account, m);
+        let uid = insert_message(txn, &mut deleted, &mut mrec, rec, acct.modseq)?;
+        deleted.save(txn)?;
         mailbox::save(txn, t.account, m, &mrec)?;
         mailbox::save_account(txn, t.account, &acct)?;
         txn.publish(Change {
@@ -327,9 +360,11 @@ fn transfer(
     acct.modseq += 1;
     let modseq = acct.modseq;
     let mut pairs = Vec::with_capacity(found.len());
+    let (mut src_deleted, mut dst_deleted) =
+        (DeletedChanges::new(a, from), DeletedChanges::new(a, to));
     for (uid, rec) in &found {
         if remove_source {
-            remove_message(txn, a, from, &mut src, *uid, rec, modseq)?;
+            remove_message(txn, &mut src_deleted, &mut src, *uid, rec, modseq)?;
             mailbox::save(txn, a, from, &src)?;
         } else {
             adjust_refs(txn, rec.blob, 1)?;
@@ -337,10 +372,13 @@ fn transfer(
         }
         // Reload: with from == to the source's counters just changed.
         let mut dst = mailbox::load(txn, a, to)?;
-        let new_uid = insert_message(txn, a, to, &mut dst, rec.clone(), modseq)?;
+        let new_uid = insert_message(txn, &mut dst_deleted, &mut dst, rec.clone(), modseq)?;
         mailbox::save(txn, a, to, &dst)?;
         pairs.push((*uid, new_uid));
     }
+    // Source first: with from == to both change the same set.
+    src_deleted.save(txn)?;
+    dst_deleted.save(txn)?;
     mailbox::save_account(txn, a, &acct)?;
     let dst = mailbox::load(txn, a, to)?;
     if !pairs.is_empty() {
@@ -395,11 +433,13 @@ fn expunge(
         return Ok(Vec::new());
     }
     acct.modseq += 1;
+    let mut deleted = DeletedChanges::new(a, m);
     for (uid, rec) in &victims {
-        remove_message(txn, a, m, &mut mrec, *uid, rec, acct.modseq)?;
+        remove_message(txn, &mut deleted, &mut mrec, *uid, rec, acct.modseq)?;
         adjust_refs(txn, rec.blob, -1)?;
         acct.quota_used = acct.quota_used.saturating_sub(rec.size);
     }
+    deleted.save(txn)?;
     mailbox::save(txn, a, m, &mrec)?;
     mailbox::save_account(txn, a, &acct)?;
     let uids: Vec<u32> = victims.into_iter().map(|(uid, _)| uid).collect();
@@ -448,6 +488,7 @@ fn set_flags(
     let mut modified = Vec::new();
     let modseq = acct.modseq + 1;
     let mut changed_uids = Vec::new();
+    let mut deleted = DeletedChanges::new(a, m);
     for (uid, mut rec) in collect(txn, a, m, uids, false)? {
         // RFC 7162 §3.1.3: messages changed after UNCHANGEDSINCE are left alone.
         if unchanged_since.is_some_and(|since| rec.modseq > since) {
@@ -460,7 +501,7 @@ fn set_flags(
             rec.modseq = modseq;
             mrec.unseen =
                 (mrec.unseen + u32::from(was_seen)).saturating_sub(u32::from(rec.flags.seen()));
-            put_message(txn, a, m, uid, &rec, was_deleted)?;
+            put_message(txn, &mut deleted, uid, &rec, was_deleted)?;
             changed_uids.push(uid);
         }
         updates.push(FlagUpdate {
@@ -470,6 +511,7 @@ fn set_flags(
             changed,
         });
     }
+    deleted.save(txn)?;
     if !changed_uids.is_empty() {
         acct.modseq = modseq;
         mrec.highest_modseq = modseq;
@@ -497,19 +539,23 @@ pub(crate) fn move_all(
     let mut dst = mailbox::load(txn, a, to)?;
     acct.modseq += 1;
     let mut uids = Vec::new();
+    let (mut src_deleted, mut dst_deleted) =
+        (DeletedChanges::new(a, from), DeletedChanges::new(a, to));
     for (k, v) in txn.scan(keys::CF_MESSAGE, &keys::message_prefix(a, from))? {
         let Some(uid) = keys::uid_of_message_key(&k) else {
             continue;
         };
         let mut rec: MessageRecord = decode("message", &v)?;
-        remove_message(txn, a, from, &mut src, uid, &rec, acct.modseq)?;
+        remove_message(txn, &mut src_deleted, &mut src, uid, &rec, acct.modseq)?;
         rec.modseq = acct.modseq;
-        put_message(txn, a, to, uid, &rec, false)?;
+        put_message(txn, &mut dst_deleted, uid, &rec, false)?;
         dst.messages += 1;
         dst.unseen += u32::from(!rec.flags.seen());
         dst.size += rec.size;
         uids.push(uid);
     }
+    src_deleted.save(txn)?;
+    dst_deleted.save(txn)?;
     dst.uidnext = src.uidnext;
     dst.highest_modseq = acct.modseq;
     mailbox::save(txn, a, from, &src)?;
@@ -637,12 +683,7 @@ impl Store {
     /// How many messages of the folder are flagged `\Deleted` (STATUS DELETED).
     pub async fn deleted_count(&self, a: AccountId, m: MailboxId) -> Result<u32, StoreError> {
         self.read_small(move |r| {
-            let v = r.get(keys::CF_MAILBOX, &keys::deleted_uids(a, m))?;
-            let set: UidRanges = v
-                .map(|v| decode("deleted uids", &v))
-                .transpose()?
-                .unwrap_or_default();
-            Ok(set.len())
+            Ok(decode_deleted(r.get(keys::CF_MAILBOX, &keys::deleted_uids(a, m))?)?.len())
         })
         .await
     }

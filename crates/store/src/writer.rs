@@ -4,7 +4,7 @@
 //! (group commit) and read-modify-write sequences (UIDNEXT, quota, reference counts)
 //! never race. Nothing is acknowledged before its batch is in the synced WAL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -24,8 +24,8 @@ pub(crate) type Stager = Box<dyn FnOnce(&mut Txn<'_>) -> (Completion, bool) + Se
 pub(crate) type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
 
 pub(crate) struct Job {
-    /// Jobs that use `delete_range` run in a group of their own: the overlay
-    /// that gives scans and lookups read-your-writes holds point writes only.
+    /// Jobs that scan key ranges need every earlier job committed first, because
+    /// scans read the database directly rather than through the overlay.
     pub needs_clean: bool,
     pub run: Stager,
 }
@@ -94,21 +94,10 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    /// All keys with `prefix`, as committed and then changed by point writes
-    /// staged in this group (not by `delete_range`: jobs that use it run alone).
+    /// All committed keys with `prefix`. Only valid in `needs_clean` jobs, before
+    /// their own writes touch the range.
     pub fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<KeyValues, StoreError> {
-        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> =
-            scan_prefix(self.db, cf, prefix)?.into_iter().collect();
-        for ((staged_cf, key), value) in &self.overlay {
-            if *staged_cf != cf || !key.starts_with(prefix) {
-                continue;
-            }
-            match value {
-                Some(v) => rows.insert(key.clone(), v.clone()),
-                None => rows.remove(key),
-            };
-        }
-        Ok(rows.into_iter().collect())
+        scan_prefix(self.db, cf, prefix)
     }
 
     pub fn publish(&mut self, change: Change) {

@@ -767,3 +767,43 @@ async fn folder_messages_stops_before_trailing_expunged_records() {
         .collect();
     assert_eq!(uids, [1, 2, 4, 5, 6, 7, 8, 9, 10]);
 }
+
+#[tokio::test]
+async fn copy_and_move_of_many_deleted_messages_keep_the_set_exact() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let a = account(&store).await;
+    let inbox_id = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    let trash = store.mailbox(a, "Trash").await.unwrap().unwrap().id;
+    for n in 1..=20 {
+        deliver(&store, &message(n, 100), vec![inbox(a)]).await;
+    }
+    let deleted = Flags {
+        system: Flags::DELETED,
+        keywords: Vec::new(),
+    };
+    // Every other message: a set of ten separate ranges.
+    let odd: Vec<u32> = (1..=20).filter(|u| u % 2 == 1).collect();
+    store
+        .set_flags(a, inbox_id, odd.clone(), FlagOp::Add, deleted, None)
+        .await
+        .unwrap();
+    assert_eq!(store.deleted_count(a, inbox_id).await.unwrap(), 10);
+    // A copy into the same folder: the set gains the ten new UIDs.
+    store
+        .copy(a, inbox_id, odd.clone(), inbox_id, None)
+        .await
+        .unwrap();
+    assert_eq!(store.deleted_count(a, inbox_id).await.unwrap(), 20);
+    store.move_messages(a, inbox_id, odd, trash).await.unwrap();
+    assert_eq!(store.deleted_count(a, inbox_id).await.unwrap(), 10);
+    assert_eq!(store.deleted_count(a, trash).await.unwrap(), 10);
+    assert_consistent(&store).await;
+    let gone = store
+        .expunge(a, inbox_id, ExpungeSet::AllDeleted)
+        .await
+        .unwrap();
+    assert_eq!(gone, (21..=30).collect::<Vec<u32>>());
+    assert_eq!(store.deleted_count(a, inbox_id).await.unwrap(), 0);
+    assert_consistent(&store).await;
+}
