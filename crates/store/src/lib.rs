@@ -649,6 +649,46 @@ mod tests {
         assert!(problems[0].contains("\\Deleted set"), "{problems:?}");
     }
 
+    /// After a restart nothing is in memory: the first, memory-only try of a
+    /// small read misses, and the read is answered from disk on the pool.
+    #[tokio::test]
+    async fn small_reads_fall_back_to_the_disk() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (a, inbox) = {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            let a = store.create_account(|_| Vec::new()).await.unwrap();
+            let inbox = store.mailbox(a, INBOX).await.unwrap().unwrap().id;
+            let mut w = store.blob_writer();
+            w.write(b"Subject: x\r\n\r\nbody\r\n").await.unwrap();
+            let target = Target {
+                account: a,
+                mailbox: MailboxRef::Id(inbox),
+                flags: Flags::default(),
+                quota_limit: None,
+            };
+            store.deliver(w.finish(), vec![target], 0).await.unwrap();
+            store.flush().await.unwrap();
+            (a, inbox)
+        };
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let db = store.db();
+        let memory = read::Reader::new(&db, true);
+        assert!(
+            memory
+                .get(keys::CF_MESSAGE, &keys::message(a, inbox, 1))
+                .is_err()
+        );
+        assert!(memory.missed());
+        let rec = store.message(a, inbox, 1).await.unwrap().unwrap();
+        assert_eq!(
+            store.list(a, inbox, 1..=1).await.unwrap(),
+            vec![(1, rec.clone())]
+        );
+        let mut reader = store.open_blob(rec.blob).await.unwrap();
+        let body = reader.next_chunk().await.unwrap().unwrap();
+        assert_eq!(&body[..], b"Subject: x\r\n\r\nbody\r\n");
+    }
+
     #[test]
     fn prefix_end_is_the_first_key_after_the_prefix() {
         assert_eq!(writer::prefix_end(&[1, 2, 3]), Some(vec![1, 2, 4]));

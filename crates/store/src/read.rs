@@ -28,6 +28,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Whether a read needed the disk (its result is then an error).
+    pub fn missed(&self) -> bool {
+        self.missed.get()
+    }
+
     fn options(&self) -> ReadOptions {
         let mut opts = ReadOptions::default();
         if self.memory_only {
@@ -99,7 +104,7 @@ impl Store {
         let db = self.db();
         let first = Reader::new(&db, true);
         match f(&first) {
-            Err(_) if first.missed.get() => {}
+            Err(_) if first.missed() => {}
             done => return done,
         }
         metrics::counter!("posthorn_store_reads_from_disk_total").increment(1);
