@@ -8,6 +8,7 @@
 mod backup;
 mod blob;
 mod feed;
+mod index;
 mod keys;
 mod mailbox;
 mod message;
@@ -28,6 +29,7 @@ use tokio::sync::broadcast;
 
 pub use blob::{BlobReader, BlobWriter, CHUNK_SIZE, StagedBlob};
 pub use feed::{Change, ChangeKind};
+pub use index::FolderHold;
 pub use mailbox::{INBOX, Mailbox};
 pub use message::{Appended, CopyResult, ExpungeSet, FlagUpdate, MailboxRef, Target};
 pub use queue::{Delivered, Delivery, QueueId, QueuedMessage, QueuedRecipient, Settle};
@@ -129,6 +131,7 @@ struct Inner {
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
     feed: Arc<feed::Feed>,
+    indexes: Arc<index::Indexes>,
     next_blob: AtomicU64,
     opts: StoreOptions,
 }
@@ -179,14 +182,16 @@ impl Store {
         let next_blob = last_blob_id(&db)? + 1;
         let db = Arc::new(db);
         let feed = Arc::new(feed::Feed::default());
-        let (jobs, writer) =
-            writer::spawn(db.clone(), feed.clone()).map_err(|e| StoreError::Io(e.to_string()))?;
+        let indexes = Arc::new(index::Indexes::default());
+        let (jobs, writer) = writer::spawn(db.clone(), feed.clone(), indexes.clone())
+            .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
                 jobs: Some(jobs),
                 writer: Some(writer),
                 feed,
+                indexes,
                 next_blob: AtomicU64::new(next_blob),
                 opts,
             }),
@@ -321,7 +326,29 @@ impl Store {
         mailbox: MailboxId,
         uids: RangeInclusive<u32>,
     ) -> Result<Vec<(u32, MessageRecord)>, StoreError> {
+        self.list_where(account, mailbox, uids, |_, _| true).await
+    }
+
+    /// Like `list`, but only the records `keep` accepts: SEARCH copies its
+    /// hits, not the whole folder.
+    pub async fn list_where<F>(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: RangeInclusive<u32>,
+        keep: F,
+    ) -> Result<Vec<(u32, MessageRecord)>, StoreError>
+    where
+        F: Fn(u32, &MessageRecord) -> bool + Send + Sync + 'static,
+    {
+        let folder = (account, mailbox);
         let small = u64::from(*uids.end()).saturating_sub(u64::from(*uids.start())) < SMALL_LIST;
+        let keep = Arc::new(keep);
+        if small && let Some(list) = self.inner.indexes.range(folder, uids.clone(), &*keep) {
+            return Ok(list);
+        }
+        let wanted = uids.clone();
+        let filter = keep.clone();
         let read = move |r: &read::Reader<'_>| {
             let from = keys::message(account, mailbox, *uids.start());
             let upper = match uids.end().checked_add(1) {
@@ -332,7 +359,10 @@ impl Store {
             r.each(keys::CF_MESSAGE, &from, upper, |k, v| {
                 let uid = keys::uid_of_message_key(k)
                     .ok_or_else(|| StoreError::Corrupt("message key".into()))?;
-                out.push((uid, decode("message", v)?));
+                let rec = decode("message", v)?;
+                if filter(uid, &rec) {
+                    out.push((uid, rec));
+                }
                 Ok(())
             })?;
             Ok(out)
@@ -340,49 +370,53 @@ impl Store {
         if small {
             self.read_small(read).await
         } else {
-            self.read_large(read).await
+            // A long copy from memory is CPU work the reactor should not wait on either.
+            let indexes = self.inner.indexes.clone();
+            self.read_large(move |r| match indexes.range(folder, wanted, &*keep) {
+                Some(list) => Ok(list),
+                None => read(r),
+            })
+            .await
         }
     }
 
-    /// Every message of a folder, in UID order. The folder's message count and
-    /// the records are read under one snapshot and the scan stops at that
-    /// count, so it never steps over the deletion markers that expunged
-    /// messages leave after the last one until compaction removes them.
+    /// Every message of a folder, in UID order.
     pub async fn folder_messages(
         &self,
         account: AccountId,
         mailbox: MailboxId,
     ) -> Result<Vec<(u32, MessageRecord)>, StoreError> {
-        self.read(move |db| {
-            let snap = db.snapshot();
-            let Some(folder) = snap.get_cf(
-                handle(db, keys::CF_MAILBOX)?,
-                keys::mailbox(account, mailbox),
-            )?
-            else {
-                return Ok(Vec::new());
-            };
-            let count = decode::<MailboxRecord>("mailbox", &folder)?.messages as usize;
-            let prefix = keys::message_prefix(account, mailbox);
-            let mut opts = rocksdb::ReadOptions::default();
-            opts.set_snapshot(&snap);
-            let mut out = Vec::with_capacity(count);
-            let iter = writer::range(
-                db,
-                keys::CF_MESSAGE,
-                &prefix,
-                writer::prefix_end(&prefix),
-                opts,
-            )?;
-            for item in iter.take(count) {
-                let (k, v) = item?;
-                let uid = keys::uid_of_message_key(&k)
-                    .ok_or_else(|| StoreError::Corrupt("message key".into()))?;
-                out.push((uid, decode("message", &v)?));
-            }
-            Ok(out)
-        })
+        let indexes = self.inner.indexes.clone();
+        self.read(
+            move |db| match indexes.range((account, mailbox), 1..=u32::MAX, |_, _| true) {
+                Some(list) => Ok(list),
+                None => scan_folder(db, account, mailbox),
+            },
+        )
         .await
+    }
+
+    /// Keeps the folder's message records in memory while the hold lives, so
+    /// `list`, `folder_messages` and `message` are answered without reading
+    /// the database (see `index`). Returns once they are loaded.
+    pub async fn hold_folder(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<FolderHold, StoreError> {
+        let (index, fresh) = self.inner.indexes.register((account, mailbox));
+        if fresh {
+            // Loaded on the pool even if this caller goes away: other holders
+            // may be waiting for the copy to become usable.
+            let db = self.db();
+            let loading = index.clone();
+            tokio::task::spawn_blocking(move || {
+                loading.finish_load(scan_folder(&db, account, mailbox));
+            })
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        }
+        Ok(FolderHold::new(index))
     }
 
     pub async fn message(
@@ -391,6 +425,9 @@ impl Store {
         mailbox: MailboxId,
         uid: u32,
     ) -> Result<Option<MessageRecord>, StoreError> {
+        if let Some(rec) = self.inner.indexes.get((account, mailbox), uid) {
+            return Ok(rec);
+        }
         self.read_small(move |r| {
             r.get(keys::CF_MESSAGE, &keys::message(account, mailbox, uid))?
                 .map(|v| decode("message", &v))
@@ -565,6 +602,44 @@ fn index_deleted(db: &DB, batch: &mut rocksdb::WriteBatch) -> Result<(), StoreEr
         batch.put_cf(cf, key, records::encode(&set));
     }
     Ok(())
+}
+
+/// Every message of a folder, in UID order. The folder's message count and
+/// the records are read under one snapshot and the scan stops at that count,
+/// so it never steps over the deletion markers that expunged messages leave
+/// after the last one until compaction removes them.
+fn scan_folder(
+    db: &DB,
+    account: AccountId,
+    mailbox: MailboxId,
+) -> Result<Vec<(u32, MessageRecord)>, StoreError> {
+    let snap = db.snapshot();
+    let Some(folder) = snap.get_cf(
+        handle(db, keys::CF_MAILBOX)?,
+        keys::mailbox(account, mailbox),
+    )?
+    else {
+        return Ok(Vec::new());
+    };
+    let count = decode::<MailboxRecord>("mailbox", &folder)?.messages as usize;
+    let prefix = keys::message_prefix(account, mailbox);
+    let mut opts = rocksdb::ReadOptions::default();
+    opts.set_snapshot(&snap);
+    let mut out = Vec::with_capacity(count);
+    let iter = writer::range(
+        db,
+        keys::CF_MESSAGE,
+        &prefix,
+        writer::prefix_end(&prefix),
+        opts,
+    )?;
+    for item in iter.take(count) {
+        let (k, v) = item?;
+        let uid = keys::uid_of_message_key(&k)
+            .ok_or_else(|| StoreError::Corrupt("message key".into()))?;
+        out.push((uid, decode("message", &v)?));
+    }
+    Ok(out)
 }
 
 /// The highest blob id in use, so new ids never reuse a live one.

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::StoreError;
 use crate::feed::{Change, Feed};
+use crate::index::{Indexes, MessageWrite};
 use crate::keys;
 
 /// Upper bound on jobs per batch, so one commit never grows without limit.
@@ -36,6 +37,8 @@ pub(crate) struct Txn<'a> {
     batch: WriteBatch,
     overlay: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
     changes: Vec<Change>,
+    /// For the in-memory copies of open folders, applied once committed.
+    message_writes: Vec<MessageWrite>,
 }
 
 impl<'a> Txn<'a> {
@@ -45,6 +48,7 @@ impl<'a> Txn<'a> {
             batch: WriteBatch::default(),
             overlay: HashMap::new(),
             changes: Vec::new(),
+            message_writes: Vec::new(),
         }
     }
 
@@ -61,12 +65,23 @@ impl<'a> Txn<'a> {
 
     pub fn put(&mut self, cf: &'static str, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
         self.batch.put_cf(handle(self.db, cf)?, key, &value);
+        if cf == keys::CF_MESSAGE
+            && let Ok(key) = key.try_into()
+        {
+            self.message_writes
+                .push(MessageWrite::Put(key, value.clone()));
+        }
         self.overlay.insert((cf, key.to_vec()), Some(value));
         Ok(())
     }
 
     pub fn delete(&mut self, cf: &'static str, key: &[u8]) -> Result<(), StoreError> {
         self.batch.delete_cf(handle(self.db, cf)?, key);
+        if cf == keys::CF_MESSAGE
+            && let Ok(key) = key.try_into()
+        {
+            self.message_writes.push(MessageWrite::Delete(key));
+        }
         self.overlay.insert((cf, key.to_vec()), None);
         Ok(())
     }
@@ -91,6 +106,10 @@ impl<'a> Txn<'a> {
         to: &[u8],
     ) -> Result<(), StoreError> {
         self.batch.delete_range_cf(handle(self.db, cf)?, from, to);
+        if cf == keys::CF_MESSAGE {
+            self.message_writes
+                .push(MessageWrite::DeleteRange(from.to_vec(), to.to_vec()));
+        }
         Ok(())
     }
 
@@ -156,15 +175,16 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 pub(crate) fn spawn(
     db: Arc<DB>,
     feed: Arc<Feed>,
+    indexes: Arc<Indexes>,
 ) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Job>();
     let handle = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(&db, &feed, rx))?;
+        .spawn(move || run(&db, &feed, &indexes, rx))?;
     Ok((tx, handle))
 }
 
-fn run(db: &DB, feed: &Feed, rx: mpsc::Receiver<Job>) {
+fn run(db: &DB, feed: &Feed, indexes: &Indexes, rx: mpsc::Receiver<Job>) {
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
     // A job taken from the queue that must wait for the current group to commit.
@@ -198,7 +218,12 @@ fn run(db: &DB, feed: &Feed, rx: mpsc::Receiver<Job>) {
                 Err(_) => {}
             }
         }
-        let Txn { batch, changes, .. } = txn;
+        let Txn {
+            batch,
+            changes,
+            message_writes,
+            ..
+        } = txn;
         let started = std::time::Instant::now();
         let result = if poisoned {
             Err(StoreError::Aborted)
@@ -211,9 +236,11 @@ fn run(db: &DB, feed: &Feed, rx: mpsc::Receiver<Job>) {
         if let Err(e) = &result {
             tracing::error!(error = %e, jobs = done.len(), "store commit failed");
         }
-        // Publish before acknowledging: whoever sees a write succeed can rely on
-        // every subscriber having been told.
+        // Update open folders' copies, then publish, then acknowledge: whoever
+        // sees a write succeed or hears of it reads it from memory too, and
+        // can rely on every subscriber having been told.
         if result.is_ok() {
+            indexes.apply(&message_writes);
             for change in changes {
                 feed.publish(change);
             }

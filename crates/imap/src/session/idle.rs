@@ -24,6 +24,9 @@ impl Session {
     /// nothing is awaited while the wait's own futures are alive.
     pub(super) async fn idle(&mut self, tag: &str) -> io::Result<Flow> {
         let updates = Box::pin(self.updates(true)).await;
+        if let Some(sel) = self.selected.as_mut() {
+            sel.hold = None;
+        }
         let mut out = b"+ idling\r\n".to_vec();
         out.extend(updates);
         Box::pin(self.io.write_all(&out)).await?;

@@ -79,6 +79,10 @@ impl Session {
         // idempotent on the view).
         self.drop_changes();
         let store = &self.inner.store;
+        let hold = match store.hold_folder(a, mb.id).await {
+            Ok(h) => h,
+            Err(e) => return Ok(super::store_error(e)),
+        };
         let list = match store.folder_messages(a, mb.id).await {
             Ok(l) => l,
             Err(e) => return Ok(super::store_error(e)),
@@ -148,7 +152,9 @@ impl Session {
         }
         drop(list);
         self.io.write_later(&out).await?;
-        self.selected = Some(Selected::new(mb.id, read_only, uids));
+        let mut selected = Selected::new(mb.id, read_only, uids);
+        selected.hold = Some(hold);
+        self.selected = Some(selected);
         Ok(if read_only {
             "OK [READ-ONLY] EXAMINE completed"
         } else {

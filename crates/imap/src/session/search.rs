@@ -5,6 +5,7 @@
 //! message in chunks.
 
 use std::io;
+use std::sync::Arc;
 
 use store::{BlobId, MessageRecord};
 use summary::{Address, Envelope};
@@ -281,26 +282,51 @@ impl Session {
         key: &SearchKey,
         ret: Option<SearchReturn>,
     ) -> io::Result<String> {
+        self.hold_selected().await;
         let Some(sel) = self.selected.as_ref() else {
             return Ok("BAD No mailbox selected".into());
         };
         let mailbox = sel.id;
-        let view: Vec<u32> = sel.uids.clone();
-        let saved: Vec<u32> = sel.saved.clone();
+        let view: Arc<Vec<u32>> = Arc::new(sel.uids.clone());
+        let saved: Arc<Vec<u32>> = Arc::new(sel.saved.clone());
         let a = self.account();
-        // Only the client's view counts: messages after its last UID are
-        // not searched, nor the deletion markers between them.
-        let records = match (view.first(), view.last()) {
-            (Some(&lo), Some(&hi)) => match self.inner.store.list(a, mailbox, lo..=hi).await {
-                Ok(r) => r,
-                Err(e) => return Ok(super::store_error(e)),
-            },
-            _ => Vec::new(),
-        };
         let mut wants = Needs::default();
         needs(key, &mut wants);
         let count = view.len() as u32;
         let largest_uid = view.last().copied().unwrap_or(0);
+        // Only the client's view counts: messages after its last UID are
+        // not searched, nor the deletion markers between them. When the
+        // keys need only the records, the store hands over just the hits.
+        let records_only = !wants.envelope && !wants.header && wants.texts.is_empty();
+        let keep = {
+            let (view, saved, key) = (view.clone(), saved.clone(), key.clone());
+            move |uid: u32, rec: &MessageRecord| {
+                let Ok(i) = view.binary_search(&uid) else {
+                    return false;
+                };
+                let c = Candidate {
+                    saved: &saved,
+                    seq: i as u32 + 1,
+                    uid,
+                    count,
+                    largest_uid,
+                    rec,
+                    envelope: None,
+                    header: Vec::new(),
+                    texts: Vec::new(),
+                };
+                !records_only || eval(&key, &c, &mut 0)
+            }
+        };
+        let records = match (view.first(), view.last()) {
+            (Some(&lo), Some(&hi)) => {
+                match self.inner.store.list_where(a, mailbox, lo..=hi, keep).await {
+                    Ok(r) => r,
+                    Err(e) => return Ok(super::store_error(e)),
+                }
+            }
+            _ => Vec::new(),
+        };
         let mut hits = Vec::new();
         let mut highest = 0;
         // Messages the client has not been told about yet do not exist for

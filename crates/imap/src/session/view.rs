@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use store::{Change, ChangeKind, MailboxId};
+use store::{Change, ChangeKind, FolderHold, MailboxId};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::Session;
@@ -30,6 +30,9 @@ pub(super) struct Selected {
     /// UIDs of the last `SEARCH RETURN (SAVE)`, for `$` (RFC 5182); reset
     /// with the selection.
     pub saved: Vec<u32>,
+    /// Keeps the folder's records in memory for SEARCH and flag reads;
+    /// let go while idling, where nothing reads them.
+    pub hold: Option<FolderHold>,
 }
 
 impl Selected {
@@ -44,6 +47,7 @@ impl Selected {
             own_modseqs: Vec::new(),
             lagged: false,
             saved: Vec::new(),
+            hold: None,
         }
     }
 
@@ -219,6 +223,20 @@ impl Session {
             }
         }
         out
+    }
+
+    /// Holds the selected folder's records in memory again after IDLE let
+    /// them go; a failure only means reads go to the store.
+    pub(super) async fn hold_selected(&mut self) {
+        let Some(sel) = self.selected.as_ref().filter(|s| s.hold.is_none()) else {
+            return;
+        };
+        let account = self.account();
+        if let Ok(hold) = self.inner.store.hold_folder(account, sel.id).await
+            && let Some(sel) = self.selected.as_mut()
+        {
+            sel.hold = Some(hold);
+        }
     }
 
     /// Forgets queued changes, e.g. those a SELECT snapshot already shows.
