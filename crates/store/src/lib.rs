@@ -100,6 +100,9 @@ pub struct StoreOptions {
     /// Memtable size of the blob column family; bounds the memory that message
     /// bytes occupy before they are flushed to SST files.
     pub blob_write_buffer: usize,
+    /// RocksDB's block cache, shared by all column families: recently read
+    /// message bytes and records are served from it without a system call.
+    pub block_cache: usize,
 }
 
 impl Default for StoreOptions {
@@ -107,6 +110,7 @@ impl Default for StoreOptions {
         StoreOptions {
             summary_limits: summary::Limits::default(),
             blob_write_buffer: 16 << 20,
+            block_cache: 256 << 20,
         }
     }
 }
@@ -147,8 +151,20 @@ impl Store {
         db_opts.create_missing_column_families(true);
         db_opts.set_keep_log_file_num(5);
         db_opts.increase_parallelism(2);
+        // Column families written rarely would otherwise keep every WAL alive
+        // (by default up to gigabytes, all replayed at the next start); past
+        // this size they are flushed.
+        db_opts.set_max_total_wal_size(64 << 20);
+        let cache = rocksdb::Cache::new_lru_cache(opts.block_cache);
         let cfs = keys::ALL_CFS.iter().map(|name| {
             let mut o = Options::default();
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            if *name != keys::CF_BLOB {
+                // Point lookups skip files that cannot hold the key.
+                table.set_bloom_filter(10.0, false);
+            }
+            o.set_block_based_table_factory(&table);
             if *name == keys::CF_BLOB {
                 o.set_write_buffer_size(opts.blob_write_buffer);
                 o.set_max_write_buffer_number(3);
@@ -161,6 +177,12 @@ impl Store {
                     // Files dense with expunged records are compacted early, which
                     // drops the deletion markers that scans would step over.
                     o.add_compact_on_deletion_collector_factory(1024, 256, 0.5);
+                }
+                if *name == keys::CF_MAILBOX || *name == keys::CF_ACCOUNT {
+                    // A few small records rewritten by every write: a large memtable
+                    // would hold millions of old versions that each lookup has to
+                    // seek through.
+                    o.set_write_buffer_size(MESSAGE_WRITE_BUFFER);
                 }
                 o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             }
