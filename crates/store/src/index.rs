@@ -9,8 +9,8 @@
 //! being loaded collects those writes and replays them on top of what it
 //! read, so no commit slips between the read and the registration. After the
 //! last hold goes, a copy stays for a while (the most recently released
-//! ones, within a record budget): a phone that logs in again finds its
-//! folder in memory.
+//! ones, within a budget of records and copies): a phone that logs in again
+//! finds its folder in memory.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::RangeInclusive;
@@ -23,6 +23,8 @@ type Folder = (AccountId, MailboxId);
 
 /// Records kept in copies nobody holds (about 85 bytes each in memory).
 const RELEASED_RECORDS: usize = 100_000;
+/// Copies nobody holds (each release looks through the list).
+const RELEASED_COPIES: usize = 1024;
 
 /// One write of the message column family, as the writer staged it.
 pub(crate) enum MessageWrite {
@@ -299,7 +301,7 @@ impl Drop for FolderHold {
             }
             released.copies.push_back((self.index.clone(), records));
             released.records += records;
-            while released.records > RELEASED_RECORDS {
+            while released.records > RELEASED_RECORDS || released.copies.len() > RELEASED_COPIES {
                 let Some((copy, n)) = released.copies.pop_front() else {
                     break;
                 };
@@ -490,9 +492,15 @@ mod tests {
         assert!(indexes.loaded((1, 1)).is_none());
         assert!(indexes.loaded((1, 2)).is_some());
         assert_eq!(lock(&indexes.folders).len(), 1);
+        // Nor more copies than the limit, however small.
+        for m in 10..10 + RELEASED_COPIES as u32 {
+            drop(loaded(&indexes, (2, m), 0));
+        }
+        assert!(indexes.loaded((1, 2)).is_none());
+        assert_eq!(lock(&indexes.released).copies.len(), RELEASED_COPIES);
         // A copy larger than the whole budget is not kept at all.
         drop(loaded(&indexes, (1, 3), RELEASED_RECORDS as u32 + 1));
         assert!(indexes.loaded((1, 3)).is_none());
-        assert_eq!(lock(&indexes.folders).len(), 1);
+        assert_eq!(lock(&indexes.folders).len(), RELEASED_COPIES);
     }
 }
