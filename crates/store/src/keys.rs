@@ -69,6 +69,11 @@ pub fn deleted_uids(a: AccountId, m: MailboxId) -> [u8; 13] {
     mailbox_key(a, b'd', m)
 }
 
+/// How far back the folder's expunge log (CF_CHANGES) reaches.
+pub fn expunge_log(a: AccountId, m: MailboxId) -> [u8; 13] {
+    mailbox_key(a, b'x', m)
+}
+
 fn mailbox_key(a: AccountId, kind: u8, m: MailboxId) -> [u8; 13] {
     let mut k = [0u8; 13];
     k[..8].copy_from_slice(&a.to_be_bytes());

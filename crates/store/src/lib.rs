@@ -86,6 +86,16 @@ impl From<rocksdb::Error> for StoreError {
     }
 }
 
+/// What a folder's expunge log says about the time after a modseq.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Expunged {
+    /// These UIDs were expunged since.
+    Logged(Vec<u32>),
+    /// The log was pruned and no longer reaches back that far: any UID below
+    /// `uidnext` that is not in the folder now may have been.
+    Pruned { uidnext: u32 },
+}
+
 /// One write of the directory's key space; the `directory` crate owns its layout.
 #[derive(Clone, Debug)]
 pub enum DirOp {
@@ -515,25 +525,40 @@ impl Store {
         .await
     }
 
-    /// UIDs expunged from the mailbox with a modseq above `modseq` (QRESYNC VANISHED).
+    /// What was expunged from the mailbox after `modseq` (QRESYNC VANISHED).
     pub async fn expunged_since(
         &self,
         account: AccountId,
         mailbox: MailboxId,
         modseq: u64,
-    ) -> Result<Vec<u32>, StoreError> {
+    ) -> Result<Expunged, StoreError> {
         self.read(move |db| {
+            let snap = db.snapshot();
+            let cf = handle(db, keys::CF_MAILBOX)?;
+            let log: records::ExpungeLog =
+                match snap.get_cf(cf, keys::expunge_log(account, mailbox))? {
+                    Some(v) => decode("expunge log", &v)?,
+                    None => records::ExpungeLog::default(),
+                };
+            if modseq < log.floor {
+                let uidnext = match snap.get_cf(cf, keys::mailbox(account, mailbox))? {
+                    Some(v) => decode::<MailboxRecord>("mailbox", &v)?.uidnext,
+                    None => 1,
+                };
+                return Ok(Expunged::Pruned { uidnext });
+            }
             let upper = writer::prefix_end(&keys::message_prefix(account, mailbox));
             let from = keys::change(account, mailbox, modseq.saturating_add(1), 0);
             let mut out = Vec::new();
-            let opts = rocksdb::ReadOptions::default();
+            let mut opts = rocksdb::ReadOptions::default();
+            opts.set_snapshot(&snap);
             for item in writer::range(db, keys::CF_CHANGES, &from, upper, opts)? {
                 let (k, _) = item?;
                 if let Some(uid) = k.get(20..).and_then(keys::be_u32) {
                     out.push(uid);
                 }
             }
-            Ok(out)
+            Ok(Expunged::Logged(out))
         })
         .await
     }
@@ -784,6 +809,81 @@ mod tests {
         let mut reader = store.open_blob(rec.blob).await.unwrap();
         let body = reader.next_chunk().await.unwrap().unwrap();
         assert_eq!(&body[..], b"Subject: x\r\n\r\nbody\r\n");
+    }
+
+    /// With the test limits (pruned past 8 entries down to 4), a client whose
+    /// state predates the log is told so, and later ones get the log.
+    #[tokio::test]
+    async fn the_expunge_log_is_pruned_and_says_so() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let a = store.create_account(|_| Vec::new()).await.unwrap();
+        let other = store.create_mailbox(a, "Other").await.unwrap();
+        let inbox = store.mailbox(a, INBOX).await.unwrap().unwrap().id;
+        for m in [
+            inbox, inbox, inbox, inbox, inbox, inbox, inbox, inbox, inbox, other,
+        ] {
+            let mut w = store.blob_writer();
+            w.write(b"x\r\n").await.unwrap();
+            let target = Target {
+                account: a,
+                mailbox: MailboxRef::Id(m),
+                flags: Flags::default(),
+                quota_limit: None,
+            };
+            store.deliver(w.finish(), vec![target], 0).await.unwrap();
+        }
+        let start = store
+            .mailbox(a, INBOX)
+            .await
+            .unwrap()
+            .unwrap()
+            .info
+            .highest_modseq;
+        let mut modseqs = Vec::new();
+        for uid in 1..=9 {
+            store
+                .expunge(a, inbox, ExpungeSet::Exactly(vec![uid]))
+                .await
+                .unwrap();
+            modseqs.push(
+                store
+                    .mailbox(a, INBOX)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .info
+                    .highest_modseq,
+            );
+            if uid == 8 {
+                // Eight entries: all kept.
+                let logged = store.expunged_since(a, inbox, start).await.unwrap();
+                assert_eq!(logged, Expunged::Logged((1..=8).collect()));
+            }
+        }
+        // The ninth pruned the oldest five.
+        let pruned = store.expunged_since(a, inbox, start).await.unwrap();
+        assert_eq!(pruned, Expunged::Pruned { uidnext: 10 });
+        let since_fifth = store.expunged_since(a, inbox, modseqs[4]).await.unwrap();
+        assert_eq!(since_fifth, Expunged::Logged(vec![6, 7, 8, 9]));
+        let db = store.db();
+        let prefix = keys::message_prefix(a, inbox);
+        assert_eq!(
+            scan_prefix(&db, keys::CF_CHANGES, &prefix).unwrap().len(),
+            4
+        );
+        // A deleted folder leaves no log behind.
+        store
+            .expunge(a, other, ExpungeSet::Exactly(vec![1]))
+            .await
+            .unwrap();
+        store.delete_mailbox(a, "Other").await.unwrap();
+        let cf = handle(&db, keys::CF_MAILBOX).unwrap();
+        assert!(
+            db.get_cf(cf, keys::expunge_log(a, other))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

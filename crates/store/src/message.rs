@@ -6,7 +6,7 @@ use crate::blob::StagedBlob;
 use crate::feed::{Change, ChangeKind};
 use crate::mailbox::{self, INBOX};
 use crate::records::{
-    BlobRecord, FlagOp, Flags, MailboxRecord, MessageRecord, UidRanges, decode, encode,
+    BlobRecord, ExpungeLog, FlagOp, Flags, MailboxRecord, MessageRecord, UidRanges, decode, encode,
 };
 use crate::writer::Txn;
 use crate::{AccountId, BlobId, MailboxId, Store, StoreError, keys};
@@ -117,7 +117,7 @@ fn load_message(
 /// a change of that flag for the folder's set.
 fn put_message(
     txn: &mut Txn<'_>,
-    folder: &mut DeletedChanges,
+    folder: &mut FolderChanges,
     uid: u32,
     rec: &MessageRecord,
     was_deleted: bool,
@@ -147,26 +147,44 @@ fn decode_deleted(value: Option<Vec<u8>>) -> Result<UidRanges, StoreError> {
         .map(Option::unwrap_or_default)
 }
 
-/// What one operation did to a folder's `\Deleted` set, written with one
-/// read and one write of the set however many messages it touched.
-struct DeletedChanges {
+/// Expunge log entries a folder keeps; past `LOG_MAX` the oldest are pruned
+/// down to `LOG_KEEP`. A client whose state is older than the log is told
+/// of every UID that is gone instead (see `Store::expunged_since`).
+#[cfg(not(test))]
+const LOG_MAX: u64 = 10_000;
+#[cfg(not(test))]
+const LOG_KEEP: u64 = 5_000;
+#[cfg(test)]
+const LOG_MAX: u64 = 8;
+#[cfg(test)]
+const LOG_KEEP: u64 = 4;
+
+/// What one operation did to a folder's `\Deleted` set and expunge log,
+/// written with one read and one write of each however many messages it
+/// touched.
+struct FolderChanges {
     account: AccountId,
     mailbox: MailboxId,
     added: Vec<u32>,
     removed: Vec<u32>,
+    expunged: u64,
 }
 
-impl DeletedChanges {
+impl FolderChanges {
     fn new(account: AccountId, mailbox: MailboxId) -> Self {
-        DeletedChanges {
+        FolderChanges {
             account,
             mailbox,
             added: Vec::new(),
             removed: Vec::new(),
+            expunged: 0,
         }
     }
 
     fn save(self, txn: &mut Txn<'_>) -> Result<(), StoreError> {
+        if self.expunged > 0 {
+            count_expunges(txn, self.account, self.mailbox, self.expunged)?;
+        }
         if self.added.is_empty() && self.removed.is_empty() {
             return Ok(());
         }
@@ -186,10 +204,40 @@ impl DeletedChanges {
     }
 }
 
+/// Counts `added` new expunge log entries of a folder and prunes the oldest
+/// committed ones when the log grows past `LOG_MAX`. Point deletes of the
+/// pruned keys: the entries this group adds all have higher modseqs.
+fn count_expunges(
+    txn: &mut Txn<'_>,
+    a: AccountId,
+    m: MailboxId,
+    added: u64,
+) -> Result<(), StoreError> {
+    let key = keys::expunge_log(a, m);
+    let mut log: ExpungeLog = match txn.get(keys::CF_MAILBOX, &key)? {
+        Some(v) => decode("expunge log", &v)?,
+        None => ExpungeLog::default(),
+    };
+    log.entries += added;
+    if log.entries > LOG_MAX {
+        let prefix = keys::message_prefix(a, m);
+        let mut pruned = 0;
+        for k in txn.first_keys(keys::CF_CHANGES, &prefix, log.entries - LOG_KEEP)? {
+            if let Some(modseq) = k.get(12..20).and_then(keys::be_u64) {
+                log.floor = log.floor.max(modseq);
+            }
+            txn.delete(keys::CF_CHANGES, &k)?;
+            pruned += 1;
+        }
+        log.entries = log.entries.saturating_sub(pruned);
+    }
+    txn.put(keys::CF_MAILBOX, &key, encode(&log))
+}
+
 /// Adds a message record to a folder; the caller saves `mrec` and the account.
 fn insert_message(
     txn: &mut Txn<'_>,
-    folder: &mut DeletedChanges,
+    folder: &mut FolderChanges,
     mrec: &mut MailboxRecord,
     mut rec: MessageRecord,
     modseq: u64,
@@ -211,7 +259,7 @@ fn insert_message(
 /// Removes a message record and logs the expunge; blob and quota are the caller's.
 fn remove_message(
     txn: &mut Txn<'_>,
-    folder: &mut DeletedChanges,
+    folder: &mut FolderChanges,
     mrec: &mut MailboxRecord,
     uid: u32,
     rec: &MessageRecord,
@@ -226,6 +274,7 @@ fn remove_message(
     if rec.flags.deleted() {
         folder.removed.push(uid);
     }
+    folder.expunged += 1;
     txn.put(
         keys::CF_CHANGES,
         &keys::change(a, m, modseq, uid),
@@ -284,7 +333,7 @@ pub(crate) fn deliver(
             flags: t.flags.clone(),
             modseq: 0,
         };
-        let mut deleted = DeletedChanges::new(t.account, m);
+        let mut deleted = FolderChanges::new(t.account, m);
         let uid = insert_message(txn, &mut deleted, &mut mrec, rec, acct.modseq)?;
         deleted.save(txn)?;
         mailbox::save(txn, t.account, m, &mrec)?;
@@ -361,7 +410,7 @@ fn transfer(
     let modseq = acct.modseq;
     let mut pairs = Vec::with_capacity(found.len());
     let (mut src_deleted, mut dst_deleted) =
-        (DeletedChanges::new(a, from), DeletedChanges::new(a, to));
+        (FolderChanges::new(a, from), FolderChanges::new(a, to));
     for (uid, rec) in &found {
         if remove_source {
             remove_message(txn, &mut src_deleted, &mut src, *uid, rec, modseq)?;
@@ -433,7 +482,7 @@ fn expunge(
         return Ok(Vec::new());
     }
     acct.modseq += 1;
-    let mut deleted = DeletedChanges::new(a, m);
+    let mut deleted = FolderChanges::new(a, m);
     for (uid, rec) in &victims {
         remove_message(txn, &mut deleted, &mut mrec, *uid, rec, acct.modseq)?;
         adjust_refs(txn, rec.blob, -1)?;
@@ -488,7 +537,7 @@ fn set_flags(
     let mut modified = Vec::new();
     let modseq = acct.modseq + 1;
     let mut changed_uids = Vec::new();
-    let mut deleted = DeletedChanges::new(a, m);
+    let mut deleted = FolderChanges::new(a, m);
     for (uid, mut rec) in collect(txn, a, m, uids, false)? {
         // RFC 7162 §3.1.3: messages changed after UNCHANGEDSINCE are left alone.
         if unchanged_since.is_some_and(|since| rec.modseq > since) {
@@ -540,7 +589,7 @@ pub(crate) fn move_all(
     acct.modseq += 1;
     let mut uids = Vec::new();
     let (mut src_deleted, mut dst_deleted) =
-        (DeletedChanges::new(a, from), DeletedChanges::new(a, to));
+        (FolderChanges::new(a, from), FolderChanges::new(a, to));
     for (k, v) in txn.scan(keys::CF_MESSAGE, &keys::message_prefix(a, from))? {
         let Some(uid) = keys::uid_of_message_key(&k) else {
             continue;
@@ -598,6 +647,7 @@ pub(crate) fn delete_mailbox_messages(
     txn.delete_range(keys::CF_MESSAGE, &prefix, &end)?;
     txn.delete_range(keys::CF_CHANGES, &prefix, &end)?;
     txn.delete(keys::CF_MAILBOX, &keys::deleted_uids(a, m))?;
+    txn.delete(keys::CF_MAILBOX, &keys::expunge_log(a, m))?;
     mailbox::save_account(txn, a, &acct)
 }
 

@@ -112,6 +112,15 @@ pub struct MessageRecord {
     pub modseq: u64,
 }
 
+/// The extent of a folder's log of expunged UIDs (for QRESYNC): the entries
+/// with modseqs up to `floor` were pruned, `entries` are kept. A folder
+/// without this record has its whole log.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExpungeLog {
+    pub floor: u64,
+    pub entries: u64,
+}
+
 /// A set of UIDs as sorted, disjoint, non-adjacent inclusive ranges: a
 /// folder marked `\Deleted` wholesale is one range.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

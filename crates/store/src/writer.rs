@@ -119,6 +119,28 @@ impl<'a> Txn<'a> {
         scan_prefix(self.db, cf, prefix)
     }
 
+    /// The first `n` keys with `prefix`, committed and not deleted in this
+    /// group; keys this group added are not seen.
+    pub fn first_keys(
+        &self,
+        cf: &'static str,
+        prefix: &[u8],
+        n: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        let opts = rocksdb::ReadOptions::default();
+        for item in range(self.db, cf, prefix, prefix_end(prefix), opts)? {
+            if out.len() as u64 >= n {
+                break;
+            }
+            let (k, _) = item?;
+            if !matches!(self.overlay.get(&(cf, k.to_vec())), Some(None)) {
+                out.push(k.into_vec());
+            }
+        }
+        Ok(out)
+    }
+
     pub fn publish(&mut self, change: Change) {
         self.changes.push(change);
     }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use store::{
-    AccountId, ChangeKind, DirOp, ExpungeSet, FlagOp, Flags, MailboxRef, Store, StoreError,
-    StoreOptions, Target,
+    AccountId, ChangeKind, DirOp, ExpungeSet, Expunged, FlagOp, Flags, MailboxRef, Store,
+    StoreError, StoreOptions, Target,
 };
 use tempfile::TempDir;
 
@@ -243,10 +243,13 @@ async fn append_list_flags_copy_move_expunge() {
         (0, 4),
         "UIDs are never reused"
     );
-    let expunged = store
+    let Expunged::Logged(expunged) = store
         .expunged_since(a, inbox_id, modseq_before)
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("the log of a new folder is whole");
+    };
     assert_eq!(
         expunged.len(),
         3,

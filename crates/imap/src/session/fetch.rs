@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io;
 
-use store::{BlobReader, CHUNK_SIZE, FlagOp, MessageRecord, Summary};
+use store::{BlobReader, CHUNK_SIZE, Expunged, FlagOp, MessageRecord, Summary};
 
 use super::Session;
 use super::mailbox::seen;
@@ -22,6 +22,17 @@ const MAX_HEADER: u64 = 1 << 20;
 /// Largest part decoded for BINARY, which needs it in memory.
 const MAX_BINARY: u64 = 16 << 20;
 
+/// The UIDs within `ranges` below `uidnext` that are not in `present`
+/// (sorted), as a UID set.
+fn absent_uids(ranges: &[(u32, u32)], uidnext: u32, present: &[u32]) -> String {
+    let assigned = uidnext.saturating_sub(1);
+    let gone = ranges
+        .iter()
+        .flat_map(|&(lo, hi)| lo.max(1)..=hi.min(assigned))
+        .filter(|u| present.binary_search(u).is_err());
+    format::uid_set(gone)
+}
+
 impl Session {
     /// `* VANISHED (EARLIER)` for UID FETCH (CHANGEDSINCE n VANISHED)
     /// (RFC 7162 §3.2.6): UIDs in the set expunged after `since`.
@@ -32,23 +43,48 @@ impl Session {
         let largest = sel.uids.last().copied().unwrap_or(0);
         // Without the list the client would miss expunges: end the session
         // rather than answer wrongly.
-        let mut gone = self
-            .inner
-            .store
-            .expunged_since(self.account(), sel.id, since)
+        let gone = self
+            .vanished_since(sel.id, since, &set.ranges(largest))
             .await
             .map_err(|e| io::Error::other(e.to_string()))?;
-        gone.retain(|u| set.contains(*u, largest));
-        gone.sort_unstable();
-        gone.dedup();
         if gone.is_empty() {
             return Ok(());
         }
-        let line = format!(
-            "* VANISHED (EARLIER) {}\r\n",
-            format::uid_set(gone.into_iter())
-        );
+        let line = format!("* VANISHED (EARLIER) {gone}\r\n");
         self.io.write_all(line.as_bytes()).await
+    }
+
+    /// The UIDs within `ranges` (sorted, merged) expunged after `since`, as
+    /// a UID set, empty if none. Where the folder's expunge log no longer
+    /// reaches back to `since`, every UID in range that ever was assigned and
+    /// is not in the folder now: VANISHED (EARLIER) may name UIDs the client
+    /// never had (RFC 7162 §3.2.10).
+    pub(super) async fn vanished_since(
+        &self,
+        mailbox: store::MailboxId,
+        since: u64,
+        ranges: &[(u32, u32)],
+    ) -> Result<String, store::StoreError> {
+        let store = &self.inner.store;
+        let a = self.account();
+        let inside = |u: u32| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&u));
+        Ok(match store.expunged_since(a, mailbox, since).await? {
+            Expunged::Logged(mut gone) => {
+                gone.retain(|&u| inside(u));
+                gone.sort_unstable();
+                gone.dedup();
+                format::uid_set(gone.into_iter())
+            }
+            Expunged::Pruned { uidnext } => {
+                let present: Vec<u32> = store
+                    .folder_messages(a, mailbox)
+                    .await?
+                    .into_iter()
+                    .map(|(u, _)| u)
+                    .collect();
+                absent_uids(ranges, uidnext, &present)
+            }
+        })
     }
 
     pub(super) async fn fetch(
@@ -451,7 +487,17 @@ fn is_whole(section: &crate::proto::Section) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::clip;
+    use super::{absent_uids, clip};
+
+    #[test]
+    fn absent_uids_are_those_assigned_and_gone() {
+        // UIDs 1..=9 were assigned; 2, 5 and 6 are still here.
+        assert_eq!(absent_uids(&[(1, u32::MAX)], 10, &[2, 5, 6]), "1,3:4,7:9");
+        // Only within what the client knows, never UID 0.
+        assert_eq!(absent_uids(&[(0, 3), (6, 7)], 10, &[2, 5, 6]), "1,3,7");
+        assert_eq!(absent_uids(&[(1, u32::MAX)], 1, &[]), "");
+        assert_eq!(absent_uids(&[(1, 4)], 5, &[1, 2, 3, 4]), "");
+    }
 
     #[test]
     fn partial_clipping() {

@@ -120,22 +120,16 @@ impl Session {
         // RFC 7162 §3.2.5.1: what changed since the client's last sync.
         if let Some(q) = qresync.filter(|q| q.uidvalidity == mb.info.uidvalidity) {
             let largest = uids.last().copied().unwrap_or(0);
-            let mut gone = match store.expunged_since(a, mb.id, q.modseq).await {
+            let ranges = match &q.known_uids {
+                Some(known) => known.ranges(largest),
+                None => vec![(1, u32::MAX)],
+            };
+            let gone = match self.vanished_since(mb.id, q.modseq, &ranges).await {
                 Ok(g) => g,
                 Err(e) => return Ok(super::store_error(e)),
             };
-            gone.retain(|u| {
-                q.known_uids
-                    .as_ref()
-                    .is_none_or(|k| k.contains(*u, largest))
-            });
-            gone.sort_unstable();
-            gone.dedup();
             if !gone.is_empty() {
-                let line = format!(
-                    "* VANISHED (EARLIER) {}\r\n",
-                    format::uid_set(gone.into_iter())
-                );
+                let line = format!("* VANISHED (EARLIER) {gone}\r\n");
                 out.extend_from_slice(line.as_bytes());
             }
             for (i, (uid, rec)) in list.iter().enumerate() {
