@@ -331,21 +331,10 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::{ExpungeSet, FlagOp, Flags, MailboxRef, Store, StoreOptions, Target};
+    use crate::{ExpungeSet, FlagOp, Flags, Store, StoreOptions};
 
     async fn deliver(store: &Store, a: AccountId, m: MailboxId, system: u8) {
-        let mut w = store.blob_writer();
-        w.write(b"Subject: x\r\n\r\nbody\r\n").await.unwrap();
-        let target = Target {
-            account: a,
-            mailbox: MailboxRef::Id(m),
-            flags: Flags {
-                system,
-                keywords: Vec::new(),
-            },
-            quota_limit: None,
-        };
-        store.deliver(w.finish(), vec![target], 0).await.unwrap();
+        crate::tests::deliver(store, a, m, system, b"Subject: x\r\n\r\nbody\r\n").await;
     }
 
     /// The copy against the database itself.

@@ -705,6 +705,28 @@ fn last_blob_id(db: &DB) -> Result<BlobId, StoreError> {
 mod tests {
     use super::*;
 
+    /// Delivers `bytes` into one folder with the system flags `system`.
+    pub(crate) async fn deliver(
+        store: &Store,
+        a: AccountId,
+        m: MailboxId,
+        system: u8,
+        bytes: &[u8],
+    ) {
+        let mut w = store.blob_writer();
+        w.write(bytes).await.unwrap();
+        let target = Target {
+            account: a,
+            mailbox: MailboxRef::Id(m),
+            flags: Flags {
+                system,
+                keywords: Vec::new(),
+            },
+            quota_limit: None,
+        };
+        store.deliver(w.finish(), vec![target], 0).await.unwrap();
+    }
+
     fn raw(path: &Path) -> DB {
         DB::open_cf(&Options::default(), path, keys::ALL_CFS).expect("open raw")
     }
@@ -717,18 +739,8 @@ mod tests {
             let a = store.create_account(|_| Vec::new()).await.unwrap();
             let inbox = store.mailbox(a, INBOX).await.unwrap().unwrap().id;
             for n in 0..4u8 {
-                let mut w = store.blob_writer();
-                w.write(&[b'x', n, b'\r', b'\n']).await.unwrap();
-                let target = Target {
-                    account: a,
-                    mailbox: MailboxRef::Id(inbox),
-                    flags: Flags {
-                        system: if n % 2 == 0 { Flags::DELETED } else { 0 },
-                        keywords: Vec::new(),
-                    },
-                    quota_limit: None,
-                };
-                store.deliver(w.finish(), vec![target], 0).await.unwrap();
+                let system = if n % 2 == 0 { Flags::DELETED } else { 0 };
+                deliver(&store, a, inbox, system, &[b'x', n, b'\r', b'\n']).await;
             }
             (a, inbox)
         };
@@ -780,15 +792,7 @@ mod tests {
             let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
             let a = store.create_account(|_| Vec::new()).await.unwrap();
             let inbox = store.mailbox(a, INBOX).await.unwrap().unwrap().id;
-            let mut w = store.blob_writer();
-            w.write(b"Subject: x\r\n\r\nbody\r\n").await.unwrap();
-            let target = Target {
-                account: a,
-                mailbox: MailboxRef::Id(inbox),
-                flags: Flags::default(),
-                quota_limit: None,
-            };
-            store.deliver(w.finish(), vec![target], 0).await.unwrap();
+            deliver(&store, a, inbox, 0, b"Subject: x\r\n\r\nbody\r\n").await;
             store.flush().await.unwrap();
             (a, inbox)
         };
@@ -823,15 +827,7 @@ mod tests {
         for m in [
             inbox, inbox, inbox, inbox, inbox, inbox, inbox, inbox, inbox, other,
         ] {
-            let mut w = store.blob_writer();
-            w.write(b"x\r\n").await.unwrap();
-            let target = Target {
-                account: a,
-                mailbox: MailboxRef::Id(m),
-                flags: Flags::default(),
-                quota_limit: None,
-            };
-            store.deliver(w.finish(), vec![target], 0).await.unwrap();
+            deliver(&store, a, m, 0, b"x\r\n").await;
         }
         let start = store
             .mailbox(a, INBOX)

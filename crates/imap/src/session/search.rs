@@ -304,6 +304,9 @@ impl Session {
                 let Ok(i) = view.binary_search(&uid) else {
                     return false;
                 };
+                if !records_only {
+                    return true;
+                }
                 let c = Candidate {
                     saved: &saved,
                     seq: i as u32 + 1,
@@ -315,7 +318,7 @@ impl Session {
                     header: Vec::new(),
                     texts: Vec::new(),
                 };
-                !records_only || eval(&key, &c, &mut 0)
+                eval(&key, &c, &mut 0)
             }
         };
         let records = match (view.first(), view.last()) {
