@@ -333,9 +333,9 @@ pub(crate) fn deliver(
             flags: t.flags.clone(),
             modseq: 0,
         };
-        let mut deleted = FolderChanges::new(t.account, m);
-        let uid = insert_message(txn, &mut deleted, &mut mrec, rec, acct.modseq)?;
-        deleted.save(txn)?;
+        let mut changes = FolderChanges::new(t.account, m);
+        let uid = insert_message(txn, &mut changes, &mut mrec, rec, acct.modseq)?;
+        changes.save(txn)?;
         mailbox::save(txn, t.account, m, &mrec)?;
         mailbox::save_account(txn, t.account, &acct)?;
         txn.publish(Change {
@@ -409,11 +409,11 @@ fn transfer(
     acct.modseq += 1;
     let modseq = acct.modseq;
     let mut pairs = Vec::with_capacity(found.len());
-    let (mut src_deleted, mut dst_deleted) =
+    let (mut src_changes, mut dst_changes) =
         (FolderChanges::new(a, from), FolderChanges::new(a, to));
     for (uid, rec) in &found {
         if remove_source {
-            remove_message(txn, &mut src_deleted, &mut src, *uid, rec, modseq)?;
+            remove_message(txn, &mut src_changes, &mut src, *uid, rec, modseq)?;
             mailbox::save(txn, a, from, &src)?;
         } else {
             adjust_refs(txn, rec.blob, 1)?;
@@ -421,13 +421,13 @@ fn transfer(
         }
         // Reload: with from == to the source's counters just changed.
         let mut dst = mailbox::load(txn, a, to)?;
-        let new_uid = insert_message(txn, &mut dst_deleted, &mut dst, rec.clone(), modseq)?;
+        let new_uid = insert_message(txn, &mut dst_changes, &mut dst, rec.clone(), modseq)?;
         mailbox::save(txn, a, to, &dst)?;
         pairs.push((*uid, new_uid));
     }
     // Source first: with from == to both change the same set.
-    src_deleted.save(txn)?;
-    dst_deleted.save(txn)?;
+    src_changes.save(txn)?;
+    dst_changes.save(txn)?;
     mailbox::save_account(txn, a, &acct)?;
     let dst = mailbox::load(txn, a, to)?;
     if !pairs.is_empty() {
@@ -482,13 +482,13 @@ fn expunge(
         return Ok(Vec::new());
     }
     acct.modseq += 1;
-    let mut deleted = FolderChanges::new(a, m);
+    let mut changes = FolderChanges::new(a, m);
     for (uid, rec) in &victims {
-        remove_message(txn, &mut deleted, &mut mrec, *uid, rec, acct.modseq)?;
+        remove_message(txn, &mut changes, &mut mrec, *uid, rec, acct.modseq)?;
         adjust_refs(txn, rec.blob, -1)?;
         acct.quota_used = acct.quota_used.saturating_sub(rec.size);
     }
-    deleted.save(txn)?;
+    changes.save(txn)?;
     mailbox::save(txn, a, m, &mrec)?;
     mailbox::save_account(txn, a, &acct)?;
     let uids: Vec<u32> = victims.into_iter().map(|(uid, _)| uid).collect();
@@ -537,7 +537,7 @@ fn set_flags(
     let mut modified = Vec::new();
     let modseq = acct.modseq + 1;
     let mut changed_uids = Vec::new();
-    let mut deleted = FolderChanges::new(a, m);
+    let mut changes = FolderChanges::new(a, m);
     for (uid, mut rec) in collect(txn, a, m, uids, false)? {
         // RFC 7162 §3.1.3: messages changed after UNCHANGEDSINCE are left alone.
         if unchanged_since.is_some_and(|since| rec.modseq > since) {
@@ -550,7 +550,7 @@ fn set_flags(
             rec.modseq = modseq;
             mrec.unseen =
                 (mrec.unseen + u32::from(was_seen)).saturating_sub(u32::from(rec.flags.seen()));
-            put_message(txn, &mut deleted, uid, &rec, was_deleted)?;
+            put_message(txn, &mut changes, uid, &rec, was_deleted)?;
             changed_uids.push(uid);
         }
         updates.push(FlagUpdate {
@@ -560,7 +560,7 @@ fn set_flags(
             changed,
         });
     }
-    deleted.save(txn)?;
+    changes.save(txn)?;
     if !changed_uids.is_empty() {
         acct.modseq = modseq;
         mrec.highest_modseq = modseq;
@@ -588,23 +588,23 @@ pub(crate) fn move_all(
     let mut dst = mailbox::load(txn, a, to)?;
     acct.modseq += 1;
     let mut uids = Vec::new();
-    let (mut src_deleted, mut dst_deleted) =
+    let (mut src_changes, mut dst_changes) =
         (FolderChanges::new(a, from), FolderChanges::new(a, to));
     for (k, v) in txn.scan(keys::CF_MESSAGE, &keys::message_prefix(a, from))? {
         let Some(uid) = keys::uid_of_message_key(&k) else {
             continue;
         };
         let mut rec: MessageRecord = decode("message", &v)?;
-        remove_message(txn, &mut src_deleted, &mut src, uid, &rec, acct.modseq)?;
+        remove_message(txn, &mut src_changes, &mut src, uid, &rec, acct.modseq)?;
         rec.modseq = acct.modseq;
-        put_message(txn, &mut dst_deleted, uid, &rec, false)?;
+        put_message(txn, &mut dst_changes, uid, &rec, false)?;
         dst.messages += 1;
         dst.unseen += u32::from(!rec.flags.seen());
         dst.size += rec.size;
         uids.push(uid);
     }
-    src_deleted.save(txn)?;
-    dst_deleted.save(txn)?;
+    src_changes.save(txn)?;
+    dst_changes.save(txn)?;
     dst.uidnext = src.uidnext;
     dst.highest_modseq = acct.modseq;
     mailbox::save(txn, a, from, &src)?;
