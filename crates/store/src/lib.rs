@@ -131,8 +131,9 @@ const SMALL_LIST: u64 = 2048;
 /// Summaries (larger, with strings to decode) likewise.
 const SMALL_SUMMARIES: usize = 64;
 
-/// Memtable size of the message column family (about 10,000 records).
-const MESSAGE_WRITE_BUFFER: usize = 1 << 20;
+/// Memtable size of the column families whose records are rewritten all the
+/// time: messages (about 10,000 records), folders and accounts.
+const HOT_WRITE_BUFFER: usize = 1 << 20;
 
 #[derive(Clone)]
 pub struct Store {
@@ -183,7 +184,7 @@ impl Store {
                     // Every flag change writes a new version of a record; a scan steps
                     // over all versions still in the memtable, so keep it small: a
                     // flush keeps only the newest version.
-                    o.set_write_buffer_size(MESSAGE_WRITE_BUFFER);
+                    o.set_write_buffer_size(HOT_WRITE_BUFFER);
                     // Files dense with expunged records are compacted early, which
                     // drops the deletion markers that scans would step over.
                     o.add_compact_on_deletion_collector_factory(1024, 256, 0.5);
@@ -192,7 +193,7 @@ impl Store {
                     // A few small records rewritten by every write: a large memtable
                     // would hold millions of old versions that each lookup has to
                     // seek through.
-                    o.set_write_buffer_size(MESSAGE_WRITE_BUFFER);
+                    o.set_write_buffer_size(HOT_WRITE_BUFFER);
                 }
                 o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             }
