@@ -129,6 +129,13 @@ pub struct Server {
     /// Greeting and Received headers.
     pub hostname: String,
     pub data_dir: PathBuf,
+    /// Bytes of RocksDB's block cache (recently read records and bodies).
+    #[serde(default = "default_cache_size")]
+    pub cache_size: u64,
+}
+
+fn default_cache_size() -> u64 {
+    256 << 20
 }
 
 /// `addr:port` per protocol; a missing key turns that listener off.
@@ -319,6 +326,9 @@ impl Config {
         {
             return Err("key server.hostname: must be a host name such as mail.example.org".into());
         }
+        if self.server.cache_size < 1 << 20 {
+            return Err("key server.cache_size: must be at least 1048576 bytes (1 MiB)".into());
+        }
         if self.limits.max_message_size < 1024 {
             return Err("key limits.max_message_size: must be at least 1024 bytes".into());
         }
@@ -375,6 +385,13 @@ impl Config {
     pub fn store_path(&self) -> PathBuf {
         self.server.data_dir.join("db")
     }
+
+    pub fn store_options(&self) -> store::StoreOptions {
+        store::StoreOptions {
+            block_cache: usize::try_from(self.server.cache_size).unwrap_or(usize::MAX),
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -402,6 +419,18 @@ key = "k.pem"
         let err =
             Config::parse(&format!("{MINIMAL}\n[limits]\nmax_mesage_size = 5\n")).unwrap_err();
         assert!(err.contains("max_mesage_size"), "{err}");
+    }
+
+    #[test]
+    fn cache_size_has_a_default_and_a_floor() {
+        let c = Config::parse(MINIMAL).expect("parses");
+        assert_eq!(c.store_options().block_cache, 256 << 20);
+        let small = MINIMAL.replace("data_dir", "cache_size = 67108864\ndata_dir");
+        let c = Config::parse(&small).expect("parses");
+        assert_eq!(c.store_options().block_cache, 64 << 20);
+        let tiny = MINIMAL.replace("data_dir", "cache_size = 1000\ndata_dir");
+        let err = Config::parse(&tiny).unwrap_err();
+        assert!(err.contains("server.cache_size"), "{err}");
     }
 
     #[test]

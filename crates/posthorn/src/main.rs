@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use directory::Directory;
 use posthorn::config;
-use store::{Store, StoreError, StoreOptions};
+use store::{Store, StoreError};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::AdminContext;
@@ -133,7 +133,7 @@ pub async fn admin_command(
     if let Some(answer) = mgmt::request(&config.socket_path(), &cmd).await? {
         return answer;
     }
-    let store = Store::open(&config.store_path(), StoreOptions::default()).map_err(|e| match e {
+    let store = Store::open(&config.store_path(), config.store_options()).map_err(|e| match e {
         StoreError::Locked(_) => format!(
             "the database {} is in use, but no daemon answers on {}: is another process holding it?",
             config.store_path().display(),

@@ -11,7 +11,7 @@ use directory::Directory;
 use directory::auth::Authenticator;
 use net::{Connection, Handler, ListenerSpec, ServeConfig, TlsHandle};
 use outbound::{Outbound, OutboundConfig};
-use store::{Store, StoreOptions};
+use store::Store;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -244,7 +244,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), String> {
             config.server.data_dir.display()
         )
     })?;
-    let store = Store::open(&config.store_path(), StoreOptions::default()).map_err(|e| {
+    let store = Store::open(&config.store_path(), config.store_options()).map_err(|e| {
         format!(
             "cannot open the store in {}: {e}",
             config.store_path().display()
