@@ -331,7 +331,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::{ExpungeSet, FlagOp, Flags, Store, StoreOptions};
+    use crate::{ExpungeSet, FlagOp, Flags, Store};
 
     async fn deliver(store: &Store, a: AccountId, m: MailboxId, system: u8) {
         crate::tests::deliver(store, a, m, system, b"Subject: x\r\n\r\nbody\r\n").await;
@@ -347,9 +347,7 @@ mod tests {
     #[tokio::test]
     async fn copies_follow_every_kind_of_write() {
         let dir = tempfile::TempDir::new().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let a = store.create_account(|_| Vec::new()).await.unwrap();
-        let inbox = store.mailbox(a, crate::INBOX).await.unwrap().unwrap().id;
+        let (store, a, inbox) = crate::tests::with_account(dir.path()).await;
         let other = store.create_mailbox(a, "Other").await.unwrap();
         let _held = (
             store.hold_folder(a, inbox).await.unwrap(),
@@ -404,9 +402,7 @@ mod tests {
     #[tokio::test]
     async fn writes_during_a_load_are_replayed() {
         let dir = tempfile::TempDir::new().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let a = store.create_account(|_| Vec::new()).await.unwrap();
-        let inbox = store.mailbox(a, crate::INBOX).await.unwrap().unwrap().id;
+        let (store, a, inbox) = crate::tests::with_account(dir.path()).await;
         for _ in 0..3 {
             deliver(&store, a, inbox, 0).await;
         }

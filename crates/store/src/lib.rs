@@ -706,6 +706,15 @@ fn last_blob_id(db: &DB) -> Result<BlobId, StoreError> {
 mod tests {
     use super::*;
 
+    /// A store in `dir` with one new account; returns it, the account and
+    /// its INBOX.
+    pub(crate) async fn with_account(dir: &Path) -> (Store, AccountId, MailboxId) {
+        let store = Store::open(dir, StoreOptions::default()).unwrap();
+        let a = store.create_account(|_| Vec::new()).await.unwrap();
+        let inbox = store.mailbox(a, INBOX).await.unwrap().unwrap().id;
+        (store, a, inbox)
+    }
+
     /// Delivers `bytes` into one folder with the system flags `system`.
     pub(crate) async fn deliver(
         store: &Store,
@@ -736,9 +745,7 @@ mod tests {
     async fn schema_1_stores_get_their_deleted_sets_and_verify_checks_them() {
         let dir = tempfile::TempDir::new().unwrap();
         let (a, inbox) = {
-            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-            let a = store.create_account(|_| Vec::new()).await.unwrap();
-            let inbox = store.mailbox(a, INBOX).await.unwrap().unwrap().id;
+            let (store, a, inbox) = with_account(dir.path()).await;
             for n in 0..4u8 {
                 let system = if n % 2 == 0 { Flags::DELETED } else { 0 };
                 deliver(&store, a, inbox, system, &[b'x', n, b'\r', b'\n']).await;
@@ -790,9 +797,7 @@ mod tests {
     async fn small_reads_fall_back_to_the_disk() {
         let dir = tempfile::TempDir::new().unwrap();
         let (a, inbox) = {
-            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-            let a = store.create_account(|_| Vec::new()).await.unwrap();
-            let inbox = store.mailbox(a, INBOX).await.unwrap().unwrap().id;
+            let (store, a, inbox) = with_account(dir.path()).await;
             deliver(&store, a, inbox, 0, b"Subject: x\r\n\r\nbody\r\n").await;
             store.flush().await.unwrap();
             (a, inbox)
@@ -821,10 +826,8 @@ mod tests {
     #[tokio::test]
     async fn the_expunge_log_is_pruned_and_says_so() {
         let dir = tempfile::TempDir::new().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let a = store.create_account(|_| Vec::new()).await.unwrap();
+        let (store, a, inbox) = with_account(dir.path()).await;
         let other = store.create_mailbox(a, "Other").await.unwrap();
-        let inbox = store.mailbox(a, INBOX).await.unwrap().unwrap().id;
         for m in [
             inbox, inbox, inbox, inbox, inbox, inbox, inbox, inbox, inbox, other,
         ] {
