@@ -103,11 +103,18 @@ impl Indexes {
         (index, true)
     }
 
-    /// The folder's copy if it is loaded.
-    fn loaded(&self, folder: Folder) -> Option<Arc<FolderIndex>> {
+    /// Runs `f` on the folder's records if the folder is held and loaded.
+    fn with_loaded<T>(
+        &self,
+        folder: Folder,
+        f: impl FnOnce(&BTreeMap<u32, MessageRecord>) -> T,
+    ) -> Option<T> {
         let index = lock(&self.folders).get(&folder)?.upgrade()?;
-        let loaded = matches!(*read(&index.state), State::Loaded(_));
-        loaded.then_some(index)
+        let state = read(&index.state);
+        match &*state {
+            State::Loaded(records) => Some(f(records)),
+            State::Loading(_) | State::Unusable => None,
+        }
     }
 
     /// Records with UIDs in `uids` that `keep` accepts, if the folder is
@@ -118,28 +125,18 @@ impl Indexes {
         uids: RangeInclusive<u32>,
         keep: impl Fn(u32, &MessageRecord) -> bool,
     ) -> Option<Vec<(u32, MessageRecord)>> {
-        let index = self.loaded(folder)?;
-        let state = read(&index.state);
-        let State::Loaded(records) = &*state else {
-            return None;
-        };
-        Some(
+        self.with_loaded(folder, |records| {
             records
                 .range(uids)
                 .filter(|(u, r)| keep(**u, r))
                 .map(|(&u, r)| (u, r.clone()))
-                .collect(),
-        )
+                .collect()
+        })
     }
 
     /// One record (`Some(None)`: no such message), if the folder is loaded.
     pub fn get(&self, folder: Folder, uid: u32) -> Option<Option<MessageRecord>> {
-        let index = self.loaded(folder)?;
-        let state = read(&index.state);
-        let State::Loaded(records) = &*state else {
-            return None;
-        };
-        Some(records.get(&uid).cloned())
+        self.with_loaded(folder, |records| records.get(&uid).cloned())
     }
 
     /// Applies a committed group's message writes (writer thread only).
@@ -466,7 +463,7 @@ mod tests {
         let second = loaded(&indexes, (1, 2), half);
         drop(first);
         // Released but kept: holding it again needs no load.
-        assert!(indexes.loaded((1, 1)).is_some());
+        assert!(indexes.with_loaded((1, 1), |_| ()).is_some());
         let (again, fresh) = indexes.register((1, 1));
         assert!(!fresh);
         let first = FolderHold::new(again);
@@ -474,18 +471,18 @@ mod tests {
         // Over the budget: the least recently released copy goes, and with
         // it its registration.
         drop(second);
-        assert!(indexes.loaded((1, 1)).is_none());
-        assert!(indexes.loaded((1, 2)).is_some());
+        assert!(indexes.with_loaded((1, 1), |_| ()).is_none());
+        assert!(indexes.with_loaded((1, 2), |_| ()).is_some());
         assert_eq!(lock(&indexes.folders).len(), 1);
         // Nor more copies than the limit, however small.
         for m in 10..10 + RELEASED_COPIES as u32 {
             drop(loaded(&indexes, (2, m), 0));
         }
-        assert!(indexes.loaded((1, 2)).is_none());
+        assert!(indexes.with_loaded((1, 2), |_| ()).is_none());
         assert_eq!(lock(&indexes.released).copies.len(), RELEASED_COPIES);
         // A copy larger than the whole budget is not kept at all.
         drop(loaded(&indexes, (1, 3), RELEASED_RECORDS as u32 + 1));
-        assert!(indexes.loaded((1, 3)).is_none());
+        assert!(indexes.with_loaded((1, 3), |_| ()).is_none());
         assert_eq!(lock(&indexes.folders).len(), RELEASED_COPIES);
     }
 }

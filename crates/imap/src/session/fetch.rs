@@ -67,7 +67,12 @@ impl Session {
     ) -> Result<String, store::StoreError> {
         let store = &self.inner.store;
         let a = self.account();
-        let inside = |u: u32| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&u));
+        // The ranges are sorted and disjoint: one binary search per UID, not
+        // a walk over however many ranges the client sent.
+        let inside = |u: u32| {
+            let i = ranges.partition_point(|&(_, hi)| hi < u);
+            ranges.get(i).is_some_and(|&(lo, _)| lo <= u)
+        };
         Ok(match store.expunged_since(a, mailbox, since).await? {
             Expunged::Logged(mut gone) => {
                 gone.retain(|&u| inside(u));
